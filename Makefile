@@ -1,0 +1,38 @@
+# Navarch. `make up` starts a local cluster; `make test` runs the whole suite.
+# Both install what is missing first (apt packages as root, then .venv).
+SHELL := /bin/bash
+VENV ?= $(CURDIR)/.venv
+PY := $(VENV)/bin/python
+RUN_DIR ?= $(CURDIR)/.run
+export VENV
+
+.PHONY: deps up down status test test-fast lint bench clean
+
+deps:
+	@./deploy/bootstrap.sh
+
+up: deps
+	$(PY) -m navarch up --run-dir $(RUN_DIR)
+
+down:
+	@if [[ -x $(PY) ]]; then $(PY) -m navarch down --run-dir $(RUN_DIR); fi
+
+status: deps
+	$(PY) -m navarch status --run-dir $(RUN_DIR)
+
+test: deps
+	$(PY) -m pytest -q -p no:cacheprovider tests
+
+# Unit tests only: no clusters, no processes.
+test-fast: deps
+	$(PY) -m pytest -q -p no:cacheprovider tests/unit
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy navarch raftstore deploy
+
+bench: deps
+	$(PY) -m bench.store
+
+clean: down
+	rm -rf $(RUN_DIR) build *.egg-info

@@ -1,0 +1,1 @@
+"""Deployment: a whole local cluster on one machine (``navarch up``/``down``) and, later, Vagrant."""

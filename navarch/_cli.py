@@ -1,0 +1,70 @@
+"""The ``navarch`` command: one subcommand per daemon, plus ``up``/``down`` for a local cluster."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from navarch._log import configure_logging
+
+
+def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from raftstore._config import add_store_arguments
+
+    p = sub.add_parser(
+        "store",
+        help="run one member of the Raft-replicated, etcd-v3-compatible store",
+        description="Run one raftstore member. Clients speak the etcd v3 gRPC API to "
+        "--listen-client; members replicate over --listen-peer.",
+    )
+    add_store_arguments(p)
+    p.set_defaults(func=_run_store)
+
+
+def _run_store(args: argparse.Namespace) -> int:
+    from raftstore._config import StoreConfig, ConfigError
+    from raftstore._server import run_store
+
+    try:
+        config = StoreConfig.from_args(args)
+    except ConfigError as e:
+        print(f"navarch store: {e}", file=sys.stderr)
+        return 2
+    return run_store(config)
+
+
+def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from deploy import local
+
+    for name, func, help_ in (
+        ("up", local.cmd_up, "start a local cluster on this machine and leave it running"),
+        ("down", local.cmd_down, "stop the local cluster started by `navarch up`"),
+        ("status", local.cmd_status, "show the local cluster's members"),
+    ):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--run-dir", default=".run", help="where pids, logs and data live")
+        p.set_defaults(func=func)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``navarch`` command."""
+    parser = argparse.ArgumentParser(prog="navarch", description=__doc__)
+    parser.add_argument("--log-level", default="info", help="debug, info, warning or error")
+    parser.add_argument(
+        "--log-format", choices=("auto", "json", "console"), default="auto",
+        help="log format (auto: JSON unless stderr is a terminal)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_store(sub)
+    _add_local(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``navarch`` console script."""
+    args = build_parser().parse_args(argv)
+    json = {"auto": None, "json": True, "console": False}[args.log_format]
+    configure_logging(args.log_level, json=json)
+    result: int = args.func(args)
+    return result
