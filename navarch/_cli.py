@@ -23,7 +23,7 @@ def _add_store(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _run_store(args: argparse.Namespace) -> int:
-    from raftstore._config import StoreConfig, ConfigError
+    from raftstore._config import ConfigError, StoreConfig
     from raftstore._server import run_store
 
     try:
