@@ -37,7 +37,7 @@ from pysyncobj import SyncObj, SyncObjConf, replicated
 from pysyncobj.config import FAIL_REASON
 
 from raftstore import _errors as err
-from raftstore._commands import CorruptCommand, Op, encode
+from raftstore._commands import CorruptCommand, Op, encode, encode_batch
 from raftstore._config import StoreConfig
 from raftstore._datadir import DataDir, SnapshotError, read_snapshot, write_snapshot
 from raftstore._mvcc import Applied, MVCCStore
@@ -45,6 +45,9 @@ from raftstore._mvcc import Applied, MVCCStore
 log = structlog.get_logger("raftstore.node")
 
 EXIT_DAMAGED = 70
+MAX_BATCH_BYTES = 48 * 1024   # below pysyncobj's 64 KiB message split
+MAX_BATCH_COMMANDS = 256
+MAX_INFLIGHT_ENTRIES = 2      # proposals awaiting commit before new ones are held back
 _LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
 
 
@@ -68,13 +71,13 @@ def _die(message: str, **kw: object) -> None:
 class _Replica(SyncObj):  # type: ignore[misc]
     """The SyncObj subclass: one replicated method that applies a log entry."""
 
-    def __init__(self, apply: Callable[[bytes], Applied], self_addr: str, others: list[str],
+    def __init__(self, apply: Callable[[bytes], Applied | list[Applied]], self_addr: str, others: list[str],
                  conf: SyncObjConf) -> None:
         self._apply_fn = apply
         super().__init__(self_addr, others, conf)
 
     @replicated  # type: ignore[misc]
-    def apply_entry(self, entry: bytes) -> Applied:
+    def apply_entry(self, entry: bytes) -> Applied | list[Applied]:
         return self._apply_fn(entry)
 
 
@@ -113,6 +116,12 @@ class RaftNode:
         self._barrier_next: asyncio.Future[None] | None = None
         self._barrier_inflight = False
         self._stopping = False
+        self._outbox: list[tuple[bytes, asyncio.Future[Applied]]] = []
+        self._outbox_bytes = 0
+        self._flush_scheduled = False
+        self._inflight = 0
+        self.stats_entries = 0
+        self.stats_commands = 0
         host, port = config.listen_peer
         conf = SyncObjConf(
             journalFile=str(datadir.journal),
@@ -144,24 +153,29 @@ class RaftNode:
         if not self.loaded.is_set():
             self.loaded.set()
 
-    def _apply(self, entry: bytes) -> Applied:
+    def _apply(self, entry: bytes) -> Applied | list[Applied]:
         with self.store.lock:
             try:
-                applied = self.store.apply(entry)
+                result = self.store.apply(entry)
             except CorruptCommand as e:
                 _die("refusing to apply a damaged log entry; the journal is corrupt",
                      error=str(e), journal=str(self._datadir.journal))
                 raise  # unreachable
-        now = time.monotonic()
-        for lid in applied.lease_touched:
-            lease = self.store.leases.get(lid)
-            if lease is not None:
-                self.lease_deadlines[lid] = now + lease.ttl
-        for lid in applied.leases_removed:
-            self.lease_deadlines.pop(lid, None)
+        for applied in result if isinstance(result, list) else (result,):
+            self._after_apply(applied)
+        return result
+
+    def _after_apply(self, applied: Applied) -> None:
+        if applied.lease_touched or applied.leases_removed:
+            now = time.monotonic()
+            for lid in applied.lease_touched:
+                lease = self.store.leases.get(lid)
+                if lease is not None:
+                    self.lease_deadlines[lid] = now + lease.ttl
+            for lid in applied.leases_removed:
+                self.lease_deadlines.pop(lid, None)
         if applied.changes:
             self.loop.call_soon_threadsafe(self._on_applied, applied)
-        return applied
 
     def _save_snapshot(self, filename: str, raft_data: Any) -> None:
         with self.store.lock:
@@ -216,23 +230,23 @@ class RaftNode:
         return sorted([self.config.peer_address, *(n.address for n in others)])
 
     async def propose(self, op: Op, msg: Message) -> Applied:
-        """Replicate and apply one command; raise StoreError for etcd-visible failures."""
+        """Replicate and apply one command; raise StoreError for etcd-visible failures.
+
+        Commands proposed in the same event-loop iteration share one log entry (group
+        commit): one round of Raft messages and one journal write for all of them.
+        """
         if self._stopping:
             raise err.STOPPING
         fut: asyncio.Future[Applied] = self.loop.create_future()
-
-        def settle(res: Applied | None, reason: int) -> None:
-            if fut.done():
-                return
-            if reason == FAIL_REASON.SUCCESS:
-                fut.set_result(res)  # type: ignore[arg-type]
-            else:
-                fut.set_exception(_fail_reason_error(reason))
-
-        def callback(res: Applied | None, reason: int) -> None:
-            self.loop.call_soon_threadsafe(settle, res, reason)
-
-        self._replica.apply_entry(encode(op, msg), callback=callback)
+        entry = encode(op, msg)
+        self._outbox.append((entry, fut))
+        self._outbox_bytes += len(entry)
+        full = self._outbox_bytes >= MAX_BATCH_BYTES or len(self._outbox) >= MAX_BATCH_COMMANDS
+        if full:
+            self._flush()
+        elif not self._flush_scheduled and self._inflight < MAX_INFLIGHT_ENTRIES:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
         try:
             applied = await asyncio.wait_for(fut, self.request_timeout)
         except TimeoutError:
@@ -240,6 +254,54 @@ class RaftNode:
         if isinstance(applied.result, err.StoreError):
             raise applied.result
         return applied
+
+    def _flush(self) -> None:
+        """Propose everything in the outbox as one entry.
+
+        While MAX_INFLIGHT_ENTRIES entries await commit, new commands wait in the outbox
+        and go together when one commits: batches grow with load, idle latency is unchanged.
+        """
+        self._flush_scheduled = False
+        batch, self._outbox, self._outbox_bytes = self._outbox, [], 0
+        if not batch:
+            return
+        futs = [f for _, f in batch]
+        self.stats_entries += 1
+        self.stats_commands += len(batch)
+        entry = batch[0][0] if len(batch) == 1 else encode_batch([e for e, _ in batch])
+        self._inflight += 1
+        released = False
+
+        def release() -> None:
+            # once per entry: on its callback, or when its requests have timed out
+            # (pysyncobj may never call back for an entry lost in a leader change)
+            nonlocal released
+            if released:
+                return
+            released = True
+            timer.cancel()
+            self._inflight -= 1
+            if self._outbox and not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
+
+        timer = self.loop.call_later(self.request_timeout, release)
+
+        def settle(res: Applied | list[Applied] | None, reason: int) -> None:
+            release()
+            results = res if isinstance(res, list) else [res] * len(futs)
+            for fut, one in zip(futs, results, strict=True):
+                if fut.done():
+                    continue
+                if reason == FAIL_REASON.SUCCESS:
+                    fut.set_result(one)  # type: ignore[arg-type]
+                else:
+                    fut.set_exception(_fail_reason_error(reason))
+
+        def callback(res: Applied | list[Applied] | None, reason: int) -> None:
+            self.loop.call_soon_threadsafe(settle, res, reason)
+
+        self._replica.apply_entry(entry, callback=callback)
 
     async def read_barrier(self) -> None:
         """Return once this member has applied every write committed before the call.
