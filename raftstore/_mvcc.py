@@ -214,11 +214,13 @@ class MVCCStore:
             }[target]
             recs.sort(key=keyf, reverse=order == rpc_pb2.RangeRequest.DESCEND)
         resp = rpc_pb2.RangeResponse(count=count)
+        if req.count_only:  # etcd: the full count, no kvs, never `more`
+            resp.header.revision = self.revision
+            return resp
         if req.limit > 0 and len(recs) > req.limit:
             recs = recs[: req.limit]
             resp.more = True
-        if not req.count_only:
-            resp.kvs.extend(r.to_kv(req.keys_only) for r in recs)
+        resp.kvs.extend(r.to_kv(req.keys_only) for r in recs)
         resp.header.revision = self.revision
         return resp
 
@@ -267,7 +269,7 @@ class MVCCStore:
 
     # -- KV
     def _put(self, req: rpc_pb2.PutRequest, rev: int, changes: list[Change]) -> rpc_pb2.PutResponse:
-        old = self._visible(req.key, self.revision)
+        old = self._visible(req.key, rev if changes else self.revision)
         if (req.ignore_value or req.ignore_lease) and old is None:
             raise err.KEY_NOT_FOUND
         value = old.value if req.ignore_value and old else req.value
@@ -284,7 +286,8 @@ class MVCCStore:
 
     def _delete(self, req: rpc_pb2.DeleteRangeRequest, rev: int,
                 changes: list[Change]) -> rpc_pb2.DeleteRangeResponse:
-        victims = list(self.live_in(req.key, req.range_end))
+        # inside a txn, see its earlier writes (a second delete of a key deletes nothing)
+        victims = list(self.live_in(req.key, req.range_end, rev if changes else 0))
         for old in victims:
             self._store(Rec(old.key, 0, rev, 0, b"", 0), old, changes)
         resp = rpc_pb2.DeleteRangeResponse(deleted=len(victims))

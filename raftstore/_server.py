@@ -77,6 +77,9 @@ async def _serve(config: StoreConfig, datadir: DataDir) -> int:
         node.stop()
         return 1
 
+    # As etcd: serve clients only once this member is in the replicated member table
+    # (immediately on a restart; after the first commit with a quorum on first start).
+    await _publish_self(node, config)
     server = grpc.aio.server(options=[
         ("grpc.max_receive_message_length", config.max_request_bytes + GRPC_OVERHEAD_BYTES),
         ("grpc.max_send_message_length", 2**31 - 1),
@@ -105,10 +108,7 @@ async def _serve(config: StoreConfig, datadir: DataDir) -> int:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks = [
-        loop.create_task(LeaseKeeper(node).run()),
-        loop.create_task(_publish_self(node, config)),
-    ]
+    tasks = [loop.create_task(LeaseKeeper(node).run())]
     await stop.wait()
     log.info("stopping member", name=config.name)
     await health_servicer.enter_graceful_shutdown()
