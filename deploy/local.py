@@ -1,17 +1,181 @@
-"""``navarch up`` / ``down`` / ``status``: a local cluster on this machine (filled in below)."""
+"""``navarch up`` / ``down`` / ``status``: a local cluster on this machine.
+
+For now the cluster is the store: three ``navarch store`` members on loopback, with
+data, logs and pids under ``--run-dir`` (default ``.run``)::
+
+    .run/store/peer-secret
+    .run/store/s1/{data/,member.log,member.pid}   client 127.0.0.1:12379, peer :12380
+    .run/store/s2/...                              client 127.0.0.1:22379, peer :22380
+    .run/store/s3/...                              client 127.0.0.1:32379, peer :32380
+
+``up`` is idempotent (members already running are left alone); ``down`` stops the
+members and keeps their data, so the next ``up`` resumes the same cluster.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
+
+MEMBERS = (("s1", 12379, 12380), ("s2", 22379, 22380), ("s3", 32379, 32380))
+HOST = "127.0.0.1"
+START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class LocalMember:
+    """One store member of the local cluster and where its files live."""
+
+    name: str
+    client_port: int
+    peer_port: int
+    root: Path
+
+    @property
+    def endpoint(self) -> str:
+        return f"{HOST}:{self.client_port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.root / "member.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "member.log"
+
+    def pid(self) -> int | None:
+        """The member's pid if it is running."""
+        try:
+            pid = int(self.pid_file.read_text())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        return pid if b"store" in cmdline and self.name.encode() in cmdline else None
+
+
+def members(run_dir: Path) -> list[LocalMember]:
+    return [LocalMember(n, c, p, run_dir / "store" / n) for n, c, p in MEMBERS]
+
+
+def endpoints(run_dir: Path) -> str:
+    return ",".join(m.endpoint for m in members(run_dir))
+
+
+def _start(m: LocalMember, initial_cluster: str, secret: Path) -> int:
+    m.root.mkdir(parents=True, exist_ok=True)
+    cmd = [
+        sys.executable, "-m", "navarch", "--log-format", "json", "store",
+        "--name", m.name, "--data-dir", str(m.root / "data"),
+        "--listen-client", m.endpoint, "--listen-peer", f"{HOST}:{m.peer_port}",
+        "--initial-cluster", initial_cluster, "--peer-secret-file", str(secret),
+    ]
+    with open(m.log_file, "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+    m.pid_file.write_text(str(proc.pid))
+    return proc.pid
+
+
+def _status(endpoint: str) -> rpc_pb2.StatusResponse | None:
+    try:
+        with grpc.insecure_channel(endpoint) as ch:
+            return rpc_pb2_grpc.MaintenanceStub(ch).Status(rpc_pb2.StatusRequest(), timeout=1.0)
+    except grpc.RpcError:
+        return None
+
+
+def _wait_ready(ms: list[LocalMember]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        stats = [_status(m.endpoint) for m in ms]
+        for m in ms:
+            if m.pid() is None:
+                tail = m.log_file.read_text(errors="replace").splitlines()[-5:]
+                raise SystemExit(f"navarch up: member {m.name} exited; its log ends:\n"
+                                 + "\n".join(tail))
+        if all(stats) and len({s.leader for s in stats if s}) == 1 and stats[0].leader:
+            return
+        time.sleep(0.2)
+    raise SystemExit(f"navarch up: the store did not elect a leader within {START_TIMEOUT}s; "
+                     f"see {ms[0].log_file.parent.parent}/*/member.log")
+
+
+def _etcdctl(run_dir: Path, *args: str) -> None:
+    if shutil.which("etcdctl") is None:
+        print("(etcdctl not installed: apt-get install etcd-client)")
+        return
+    env = dict(os.environ, ETCDCTL_API="3")
+    subprocess.run(["etcdctl", f"--endpoints={endpoints(run_dir)}", *args], env=env,
+                   check=False, timeout=30)
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    raise SystemExit("navarch up: not implemented yet")
+    """Start whatever members are not running, wait for a leader, show the cluster."""
+    run_dir = Path(args.run_dir).resolve()
+    ms = members(run_dir)
+    store_dir = run_dir / "store"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    secret = store_dir / "peer-secret"
+    if not secret.exists():
+        secret.write_text(secrets.token_urlsafe(32))
+        secret.chmod(0o600)
+    initial = ",".join(f"{m.name}={HOST}:{m.peer_port}" for m in ms)
+    for m in ms:
+        pid = m.pid()
+        if pid is None:
+            print(f"starting store member {m.name} (client {m.endpoint})")
+            _start(m, initial, secret)
+        else:
+            print(f"store member {m.name} already running (pid {pid})")
+    _wait_ready(ms)
+    print("\nThe store is up. Members:")
+    _etcdctl(run_dir, "member", "list", "-w", "table")
+    print("Endpoint status:")
+    _etcdctl(run_dir, "endpoint", "status", "-w", "table")
+    print(f"Use it: ETCDCTL_API=3 etcdctl --endpoints={endpoints(run_dir)} put hello world")
+    print("Stop it: make down")
+    return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    raise SystemExit("navarch down: not implemented yet")
+    """Stop every member (SIGTERM, then SIGKILL after 10 s). Data is kept."""
+    run_dir = Path(args.run_dir).resolve()
+    for m in members(run_dir):
+        pid = m.pid()
+        if pid is None:
+            continue
+        print(f"stopping store member {m.name} (pid {pid})")
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while m.pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if m.pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+        m.pid_file.unlink(missing_ok=True)
+    return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    raise SystemExit("navarch status: not implemented yet")
+    """Show the members and their status, as ``up`` does at its end."""
+    run_dir = Path(args.run_dir).resolve()
+    running = [m.name for m in members(run_dir) if m.pid() is not None]
+    print(f"running members: {', '.join(running) or 'none'}")
+    if running:
+        _etcdctl(run_dir, "member", "list", "-w", "table")
+        _etcdctl(run_dir, "endpoint", "status", "-w", "table")
+    return 0

@@ -15,6 +15,7 @@ says which file and what is wrong.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import pickle
@@ -152,7 +153,7 @@ def check_journal(path: Path) -> int:
         raise DataDirError(f"{where} has journal format {fmt}, expected 1")
     if not _J_FIRST <= last <= len(data):
         raise DataDirError(f"{where} is truncated: its header points past the end of the file")
-    off, count, prev_idx = _J_FIRST, 0, None
+    off, count, prev_idx, prev_term = _J_FIRST, 0, None, 0
     while off < last:
         if off + 4 > last:
             raise DataDirError(f"{where} is damaged at byte {off}: torn record header")
@@ -163,14 +164,58 @@ def check_journal(path: Path) -> int:
         (tail,) = struct.unpack_from("<I", data, end)
         if tail != size:
             raise DataDirError(f"{where} is damaged at byte {off}: record framing mismatch")
-        idx, _term = struct.unpack_from("<QQ", data, off + 4)
+        idx, term = struct.unpack_from("<QQ", data, off + 4)
         if prev_idx is not None and idx != prev_idx + 1:
             raise DataDirError(
                 f"{where} is damaged at byte {off}: entry {idx} follows entry {prev_idx}")
-        prev_idx = idx
+        if term < prev_term:
+            raise DataDirError(f"{where} is damaged at entry {idx}: its term goes backwards")
+        problem = _check_entry(data[off + 20:end])
+        if problem:
+            raise DataDirError(f"{where} is damaged at entry {idx} (byte {off}): {problem}")
+        prev_idx, prev_term = idx, term
         off = end + 4
         count += 1
     return count
+
+
+class _EntryUnpickler(pickle.Unpickler):
+    """Loads journal entries: builtins, ``_codecs.encode`` (how pickle protocol 2, which
+    pysyncobj uses, spells bytes) and pysyncobj's node class (membership entries)."""
+
+    ALLOWED = {("_codecs", "encode"), ("pysyncobj.node", "TCPNode"), ("pysyncobj.node", "Node")}
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"unexpected {module}.{name}")
+
+
+def _check_entry(command: bytes) -> str | None:
+    """What is wrong with one pysyncobj journal entry's command, or None."""
+    from raftstore._commands import CorruptCommand, decode
+
+    if not command:
+        return "empty command"
+    kind, body = command[0], command[1:]
+    if kind == 1:  # no-op
+        return None if not body else "no-op entry with a body"
+    if kind not in (0, 2, 3):
+        return f"unknown entry type {kind}"
+    try:
+        value = _EntryUnpickler(io.BytesIO(body)).load()
+    except Exception as e:  # noqa: BLE001 - any failure is damage
+        return f"entry does not load ({e.__class__.__name__})"
+    if kind != 0:
+        return None
+    if not (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], tuple)
+            and len(value[1]) == 1 and isinstance(value[1][0], bytes)):
+        return "entry is not a raftstore command"
+    try:
+        decode(value[1][0])
+    except CorruptCommand as e:
+        return str(e)
+    return None
 
 
 def check_meta(path: Path) -> None:

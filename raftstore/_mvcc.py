@@ -413,6 +413,14 @@ class MVCCStore:
             self._keys.remove(key)
         j = bisect_right(self._changes, rev - 1, key=lambda c: c.rec.mod)
         del self._changes[:j]
+        # The records that changes at ``rev`` itself replaced are gone now: drop them as
+        # those changes' prev too, as etcd does (its prev_kv read at rev-1 is compacted)
+        # and as a store restored from our snapshot must (the snapshot cannot hold them).
+        for k, ch in enumerate(self._changes):
+            if ch.rec.mod != rev:
+                break
+            if ch.prev is not None and ch.prev.mod < rev:
+                self._changes[k] = Change(ch.rec, None)
 
     # -- leases
     def _apply_lease_grant(self, req: rpc_pb2.LeaseGrantRequest) -> Applied:

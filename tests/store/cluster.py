@@ -39,6 +39,10 @@ def free_ports(n: int) -> list[int]:
     return ports
 
 
+class MemberExited(RuntimeError):
+    """A member process ended while a test waited for it."""
+
+
 def wait_for(cond: Callable[[], T | None], timeout: float, what: str, interval: float = 0.05) -> T:
     """Poll ``cond`` until it returns a truthy value; raise TimeoutError naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -48,6 +52,8 @@ def wait_for(cond: Callable[[], T | None], timeout: float, what: str, interval: 
             value = cond()
             if value:
                 return value
+        except MemberExited:
+            raise
         except Exception as e:  # noqa: BLE001 - the condition is allowed to fail while waiting
             last_exc = e
         if time.monotonic() > deadline:
@@ -62,6 +68,7 @@ class StoreCluster:
 
     def __init__(self, workdir: Path, size: int = 3) -> None:
         self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.size = size
         ports = free_ports(2 * size)
         self.client_ports = ports[:size]
@@ -102,7 +109,7 @@ class StoreCluster:
         def ok() -> rpc_pb2.StatusResponse | None:
             proc = self.procs[i]
             if proc is not None and proc.poll() is not None:
-                raise RuntimeError(f"{self.names[i]} exited with {proc.returncode}: "
+                raise MemberExited(f"{self.names[i]} exited with {proc.returncode}: "
                                    f"{self.log_tail(i)}")
             return self.status(i, timeout=1.0)
         return wait_for(ok, timeout, f"{self.backend} member {self.names[i]} to answer")
