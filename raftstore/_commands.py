@@ -1,5 +1,6 @@
 """Raft log entries: one byte of operation, a CRC-32 of the payload, the payload.
 
+The CRC-32 covers the operation byte and the payload (seeded with the operation).
 The payload is the serialized etcd request (already validated and completed by the
 proposer: a chosen lease ID, a clamped TTL). A CRC mismatch means a damaged journal;
 the member stops rather than apply it.
@@ -61,7 +62,7 @@ class CorruptCommand(Exception):
 def encode(op: Op, msg: Message) -> bytes:
     """The log entry for ``msg``."""
     payload = msg.SerializeToString()
-    return _HEAD.pack(op, zlib.crc32(payload)) + payload
+    return _HEAD.pack(op, zlib.crc32(payload, op)) + payload
 
 
 _LEN = struct.Struct("<I")
@@ -70,13 +71,15 @@ _LEN = struct.Struct("<I")
 def encode_batch(entries: list[bytes]) -> bytes:
     """One log entry carrying several encoded commands, applied in the given order."""
     payload = b"".join(_LEN.pack(len(e)) + e for e in entries)
-    return _HEAD.pack(Op.BATCH, zlib.crc32(payload)) + payload
+    return _HEAD.pack(Op.BATCH, zlib.crc32(payload, Op.BATCH)) + payload
 
 
 def split_batch(payload: bytes) -> list[bytes]:
     """The commands inside a BATCH entry's payload."""
     out, off = [], 0
     while off < len(payload):
+        if off + _LEN.size > len(payload):
+            raise CorruptCommand("batch entry is truncated")
         (n,) = _LEN.unpack_from(payload, off)
         off += _LEN.size
         if off + n > len(payload):
@@ -95,7 +98,7 @@ def decode(entry: bytes) -> tuple[Op, Any]:
         raise CorruptCommand("log entry shorter than its header")
     op_b, crc = _HEAD.unpack_from(entry)
     payload = entry[_HEAD.size:]
-    if zlib.crc32(payload) != crc:
+    if zlib.crc32(payload, op_b) != crc:  # the checksum covers the operation byte too
         raise CorruptCommand(f"log entry checksum mismatch (operation {op_b})")
     if op_b == Op.BATCH:
         return Op.BATCH, split_batch(payload)

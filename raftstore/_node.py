@@ -3,13 +3,13 @@
 Flow of a write::
 
     gRPC handler (asyncio) --propose(op, msg)--> SyncObj thread: log, replicate, commit
-        --apply(entry) under store.lock--> Applied --call_soon_threadsafe--> future + watchers
+        --apply(entry) under store.lock--> Applied --to_loop (doorbell)--> future + watchers
 
 Contracts:
 - ``MVCCStore`` is touched only under ``store.lock``: applies on the Raft thread,
   reads on the asyncio thread.
 - ``on_applied`` is called on the asyncio thread, once per applied entry that changed
-  keys or leases, in log order (``call_soon_threadsafe`` is FIFO).
+  keys or leases, in log order (``to_loop`` is FIFO).
 - The member stops (exit code 70) rather than apply a damaged entry or load a damaged
   snapshot: serving wrong data is worse than not serving.
 
@@ -20,6 +20,7 @@ pysyncobj keeps its Raft state in name-mangled attributes; ``RaftStatus`` reads 
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import os
 import pickle
@@ -47,7 +48,7 @@ log = structlog.get_logger("raftstore.node")
 EXIT_DAMAGED = 70
 MAX_BATCH_BYTES = 48 * 1024   # below pysyncobj's 64 KiB message split
 MAX_BATCH_COMMANDS = 256
-MAX_INFLIGHT_ENTRIES = 2      # proposals awaiting commit before new ones are held back
+MAX_INFLIGHT_ENTRIES = int(os.environ.get("RS_INFLIGHT", "2"))      # proposals awaiting commit before new ones are held back
 _LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
 
 
@@ -122,6 +123,9 @@ class RaftNode:
         self._inflight = 0
         self.stats_entries = 0
         self.stats_commands = 0
+        self._to_loop: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
+            collections.deque())
+        self._doorbell = False
         host, port = config.listen_peer
         conf = SyncObjConf(
             journalFile=str(datadir.journal),
@@ -175,7 +179,26 @@ class RaftNode:
             for lid in applied.leases_removed:
                 self.lease_deadlines.pop(lid, None)
         if applied.changes:
-            self.loop.call_soon_threadsafe(self._on_applied, applied)
+            self.to_loop(self._on_applied, applied)
+
+    def to_loop(self, fn: Callable[..., None], *args: Any) -> None:
+        """Run ``fn(*args)`` on the event loop, in call order (Raft thread -> asyncio).
+
+        A doorbell instead of one ``call_soon_threadsafe`` per call: the loop is woken at
+        most once per drain, however many calls queue up meanwhile. (Each wake-up is a
+        syscall plus a GIL hand-off, which dominated the Raft thread's time.)
+        """
+        self._to_loop.append((fn, args))
+        if not self._doorbell:
+            self._doorbell = True
+            self.loop.call_soon_threadsafe(self._drain_to_loop)
+
+    def _drain_to_loop(self) -> None:
+        self._doorbell = False  # before draining: a call queued from now on rings again
+        q = self._to_loop
+        while q:
+            fn, args = q.popleft()
+            fn(*args)
 
     def _save_snapshot(self, filename: str, raft_data: Any) -> None:
         with self.store.lock:
@@ -193,7 +216,7 @@ class RaftNode:
         except (SnapshotError, ValueError, pickle.UnpicklingError) as e:
             _die("refusing to load a damaged snapshot", error=str(e), snapshot=filename)
             raise
-        self.loop.call_soon_threadsafe(self._on_restored)
+        self.to_loop(self._on_restored)
         return raft_data
 
     def _raft_state_changed(self, old: int, new: int) -> None:
@@ -247,10 +270,7 @@ class RaftNode:
         elif not self._flush_scheduled and self._inflight < MAX_INFLIGHT_ENTRIES:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
-        try:
-            applied = await asyncio.wait_for(fut, self.request_timeout)
-        except TimeoutError:
-            raise err.TIMEOUT from None
+        applied = await fut  # failed with TIMEOUT by its entry's timer, if it comes to that
         if isinstance(applied.result, err.StoreError):
             raise applied.result
         return applied
@@ -272,7 +292,7 @@ class RaftNode:
         self._inflight += 1
         released = False
 
-        def release() -> None:
+        def release(timed_out: bool = False) -> None:
             # once per entry: on its callback, or when its requests have timed out
             # (pysyncobj may never call back for an entry lost in a leader change)
             nonlocal released
@@ -280,12 +300,16 @@ class RaftNode:
                 return
             released = True
             timer.cancel()
+            if timed_out:
+                for fut in futs:
+                    if not fut.done():
+                        fut.set_exception(err.TIMEOUT)
             self._inflight -= 1
             if self._outbox and not self._flush_scheduled:
                 self._flush_scheduled = True
                 self.loop.call_soon(self._flush)
 
-        timer = self.loop.call_later(self.request_timeout, release)
+        timer = self.loop.call_later(self.request_timeout, release, True)
 
         def settle(res: Applied | list[Applied] | None, reason: int) -> None:
             release()
@@ -299,7 +323,7 @@ class RaftNode:
                     fut.set_exception(_fail_reason_error(reason))
 
         def callback(res: Applied | list[Applied] | None, reason: int) -> None:
-            self.loop.call_soon_threadsafe(settle, res, reason)
+            self.to_loop(settle, res, reason)
 
         self._replica.apply_entry(entry, callback=callback)
 

@@ -110,7 +110,8 @@ async def _serve(config: StoreConfig, datadir: DataDir) -> int:
         loop.add_signal_handler(sig, stop.set)
     tasks = [loop.create_task(LeaseKeeper(node).run())]
     await stop.wait()
-    log.info("stopping member", name=config.name)
+    log.info("stopping member", name=config.name, raft_entries=node.stats_entries,
+             commands=node.stats_commands)
     await health_servicer.enter_graceful_shutdown()
     for t in tasks:
         t.cancel()
