@@ -1,1 +1,1 @@
-"""Deployment: a whole local cluster on one machine (``navarch up``/``down``) and, later, Vagrant."""
+"""Deployment: a local cluster on one machine (``navarch up``/``down``); later, Vagrant."""

@@ -12,7 +12,7 @@ def configure_logging(level: str = "info", *, json: bool | None = None) -> None:
     """Configure structlog and the stdlib root logger once per process.
 
     ``json=None`` picks JSON lines unless stderr is a terminal. Stdlib loggers
-    (grpc, pysyncobj) are routed through the same renderer.
+    (grpc, asyncio) are routed through the same renderer.
     """
     if json is None:
         json = not sys.stderr.isatty()

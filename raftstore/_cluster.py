@@ -10,7 +10,6 @@ from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
 from raftstore import _errors as err
 from raftstore._commands import Op
-from raftstore._datadir import DataDir
 from raftstore._kv import fill_header, rpc
 from raftstore._node import RaftNode, member_id
 
@@ -136,14 +135,13 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):  # type: ignore[misc]
 class MaintenanceService(_UnimplementedMaintenance):  # type: ignore[misc]
     """Status; every other Maintenance RPC answers UNIMPLEMENTED."""
 
-    def __init__(self, node: RaftNode, datadir: DataDir) -> None:
+    def __init__(self, node: RaftNode) -> None:
         self.node = node
-        self.datadir = datadir
 
     @rpc
     async def Status(self, request: Any, context: Any) -> rpc_pb2.StatusResponse:
         st = self.node.status()
-        size = self.datadir.size_bytes()
+        size = self.node.size_bytes()
         resp = rpc_pb2.StatusResponse(
             version=API_VERSION, dbSize=size, dbSizeInUse=size,
             leader=self.node.leader_member_id(), raftIndex=st.commit_index,

@@ -16,7 +16,7 @@ class ConfigError(ValueError):
 
 
 def parse_hostport(flag: str, value: str) -> tuple[str, int]:
-    """Split ``HOST:PORT`` (IPv4, ``[IPv6]`` or a host name) or raise ConfigError naming ``flag``."""
+    """Split ``HOST:PORT`` (IPv4, ``[IPv6]``, a name); ConfigError naming ``flag`` if not."""
     for scheme in ("http://", "https://"):
         if value.startswith(scheme):
             value = value[len(scheme):]
@@ -109,7 +109,7 @@ class StoreConfig:
         elif len(members) > 1:
             raise ConfigError(
                 "--peer-secret-file: required when the cluster has more than one member; "
-                "peers exchange pickled Raft messages and must authenticate each other "
+                "peers authenticate each other and encrypt the Raft channel with it "
                 "(generate one with: head -c 32 /dev/urandom | base64 > secret)"
             )
         if args.heartbeat_interval <= 0:

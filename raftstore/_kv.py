@@ -36,7 +36,7 @@ def fill_header(node: RaftNode, header: rpc_pb2.ResponseHeader) -> None:
     """Set the cluster, member and term of a response header (revision is set by the store)."""
     header.cluster_id = node.cluster_id()
     header.member_id = node.member_id
-    header.raft_term = node.status().term
+    header.raft_term = node.term()
 
 
 # ---------------------------------------------------------------- validation

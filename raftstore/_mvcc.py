@@ -362,7 +362,8 @@ class MVCCStore:
             elif kind == "request_put":
                 r.response_put.CopyFrom(self._put(op.request_put, rev, changes))
             elif kind == "request_delete_range":
-                r.response_delete_range.CopyFrom(self._delete(op.request_delete_range, rev, changes))
+                deleted = self._delete(op.request_delete_range, rev, changes)
+                r.response_delete_range.CopyFrom(deleted)
             elif kind == "request_txn":
                 r.response_txn.CopyFrom(self._txn(op.request_txn, rev, changes))
             resp.responses.append(r)

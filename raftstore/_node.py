@@ -1,55 +1,62 @@
-"""One member's Raft node: pysyncobj on its own thread, bridged to asyncio.
+"""One member's Raft node: our Raft core driven on the asyncio loop.
 
 Flow of a write::
 
-    gRPC handler (asyncio) --propose(op, msg)--> SyncObj thread: log, replicate, commit
-        --apply(entry) under store.lock--> Applied --to_loop (doorbell)--> future + watchers
+    gRPC handler --propose(op, msg)--> core.propose (leader appends; a follower forwards)
+      --Ready--> storage.save (fdatasync) --> transport.send --> apply committed entries
+      --> MVCCStore.apply --> the proposer's future (matched by origin + request id),
+          WatchHub.publish (in log order)
 
-Contracts:
-- ``MVCCStore`` is touched only under ``store.lock``: applies on the Raft thread,
-  reads on the asyncio thread.
-- ``on_applied`` is called on the asyncio thread, once per applied entry that changed
-  keys or leases, in log order (``to_loop`` is FIFO).
-- The member stops (exit code 70) rather than apply a damaged entry or load a damaged
-  snapshot: serving wrong data is worse than not serving.
+Everything runs on one thread, the event loop: there are no locks between Raft and the
+state machine, and each step of the Ready loop is synchronous. ``store.lock`` is still
+taken around store access so that the services' habits stay correct if that changes.
 
-pysyncobj keeps its Raft state in name-mangled attributes; ``RaftStatus`` reads them
-(ints and references, read atomically under the GIL) and nothing else does.
+Entries carry ``origin member id (u64) | request id (u64) | command``: every member
+applies every entry, and the member that proposed it answers its client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
+import concurrent.futures
 import hashlib
+import itertools
 import os
-import pickle
-import threading
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
+import msgpack
 import structlog
-from aetcd.rpc import rpc_pb2
 from google.protobuf.message import Message
-from pysyncobj import SyncObj, SyncObjConf, replicated
-from pysyncobj.config import FAIL_REASON
 
 from raftstore import _errors as err
-from raftstore._commands import CorruptCommand, Op, encode, encode_batch
+from raftstore._commands import CorruptCommand, Op, encode
 from raftstore._config import StoreConfig
-from raftstore._datadir import DataDir, SnapshotError, read_snapshot, write_snapshot
 from raftstore._mvcc import Applied, MVCCStore
+from raftstore.raft.core import RaftCore, Role
+from raftstore.raft.storage import RaftStorage
+from raftstore.raft.transport import PeerTransport
+from raftstore.raft.types import (
+    ClusterConfig,
+    EntryKind,
+    HardState,
+    Ready,
+    Snapshot,
+    SnapshotMeta,
+)
+from raftstore.raft.types import (
+    Message as RaftMessage,
+)
 
 log = structlog.get_logger("raftstore.node")
 
 EXIT_DAMAGED = 70
-MAX_BATCH_BYTES = 48 * 1024   # below pysyncobj's 64 KiB message split
-MAX_BATCH_COMMANDS = 256
-MAX_INFLIGHT_ENTRIES = int(os.environ.get("RS_INFLIGHT", "2"))      # proposals awaiting commit before new ones are held back
-_LEADER_STATE = 2  # pysyncobj's _RAFT_STATE.LEADER
+_TAG = struct.Struct(">QQ")
+READ_TIMEOUT_TICKS = 30
+MAX_INFLIGHT_MESSAGES = int(os.environ.get("NAVARCH_RAFT_INFLIGHT", "2"))
 
 
 def member_id(token: str, peer_address: str) -> int:
@@ -69,19 +76,6 @@ def _die(message: str, **kw: object) -> None:
     os._exit(EXIT_DAMAGED)
 
 
-class _Replica(SyncObj):  # type: ignore[misc]
-    """The SyncObj subclass: one replicated method that applies a log entry."""
-
-    def __init__(self, apply: Callable[[bytes], Applied | list[Applied]], self_addr: str, others: list[str],
-                 conf: SyncObjConf) -> None:
-        self._apply_fn = apply
-        super().__init__(self_addr, others, conf)
-
-    @replicated  # type: ignore[misc]
-    def apply_entry(self, entry: bytes) -> Applied | list[Applied]:
-        return self._apply_fn(entry)
-
-
 @dataclass(frozen=True)
 class RaftStatus:
     """A moment's view of this member's Raft state."""
@@ -94,80 +88,219 @@ class RaftStatus:
 
 
 class RaftNode:
-    """Owns the SyncObj and the state machine; proposes commands from asyncio."""
+    """Owns the Raft core, its storage and transport, and the state machine."""
 
-    def __init__(self, config: StoreConfig, datadir: DataDir, store: MVCCStore,
+    def __init__(self, config: StoreConfig, raft_dir: Any, store: MVCCStore,
                  loop: asyncio.AbstractEventLoop,
                  on_applied: Callable[[Applied], None],
                  on_restored: Callable[[], None]) -> None:
         self.config = config
         self.store = store
         self.loop = loop
-        self._datadir = datadir
         self._on_applied = on_applied
         self._on_restored = on_restored
-        self.loaded = threading.Event()
-        self.request_timeout = 5.0 + 2 * config.election_timeout
         self.token = config.initial_cluster_token
         self.member_id = member_id(self.token, config.peer_address)
         self.local_cluster_id = cluster_id(self.token, [a for _, a in config.initial_cluster])
-        # leader-side lease clocks (monotonic deadlines); not replicated
+        self.request_timeout = 5.0 + 2 * config.election_timeout
         self.lease_deadlines: dict[int, float] = {}
-        self._leader_since_term = -1
+        self._stopping = False
+        self._pending: dict[int, tuple[asyncio.Future[Applied], float]] = {}
+        self._req_ids = itertools.count(1)
+        self._read_ids = itertools.count(1)
+        self._reads: dict[int, tuple[asyncio.Future[None], int]] = {}  # ctx -> (fut, tick)
+        self._read_waiting_apply: list[tuple[int, asyncio.Future[None]]] = []
         self._barrier_next: asyncio.Future[None] | None = None
         self._barrier_inflight = False
-        self._stopping = False
-        self._outbox: list[tuple[bytes, asyncio.Future[Applied]]] = []
-        self._outbox_bytes = 0
-        self._flush_scheduled = False
-        self._inflight = 0
-        self.stats_entries = 0
-        self.stats_commands = 0
-        self._to_loop: collections.deque[tuple[Callable[..., None], tuple[Any, ...]]] = (
-            collections.deque())
-        self._doorbell = False
-        host, port = config.listen_peer
-        conf = SyncObjConf(
-            journalFile=str(datadir.journal),
-            fullDumpFile=str(datadir.snapshot),
-            password=config.peer_secret or os.urandom(32),
-            bindAddress=f"{host}:{port}",
-            appendEntriesUseBatch=False,  # send at once: latency over batching
-            appendEntriesPeriod=config.heartbeat_interval,
-            raftMinTimeout=config.election_timeout,
-            raftMaxTimeout=2 * config.election_timeout,
-            connectionTimeout=max(3.5, 3 * config.election_timeout),
-            connectionRetryTime=min(1.0, config.election_timeout),
-            leaderFallbackTimeout=max(30.0, 10 * config.election_timeout),
-            logCompactionMinEntries=config.snapshot_count,
-            logCompactionMinTime=3600,
-            logCompactionSplit=False,
-            useFork=False,
-            serializer=self._save_snapshot,
-            deserializer=self._load_snapshot,
-            dynamicMembershipChange=True,
-            commandsWaitLeader=True,
-            onStateChanged=self._raft_state_changed,
+        self._ticks = 0
+        self.stats: dict[str, int] = dict.fromkeys(
+            ("readies", "entries_saved", "messages_sent", "entries_applied"), 0)
+        self._wake = asyncio.Event()
+        self._leader_known = asyncio.Event()
+        self._ready_task: asyncio.Task[None] | None = None
+        self._io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-storage")
+        self._synced_hs: HardState | None = None
+        self._lazy_hs: HardState | None = None
+        self._last_leader = 0
+        self._snapshotting = False
+
+        self.storage = RaftStorage.open(raft_dir)
+        hs, snap, entries = self.storage.initial_state()
+        if snap is not None:
+            self._restore_snapshot(snap)
+        voters = tuple(sorted((member_id(self.token, a), a) for _, a in config.initial_cluster))
+        ticks = max(2, round(config.election_timeout / config.heartbeat_interval))
+        self.core = RaftCore(
+            self.member_id, ClusterConfig(voters), hs, snap, entries,
+            election_ticks=ticks, heartbeat_ticks=1,
+            # a small window: under load, entries queue while it is full and go out
+            # together when an acknowledgement frees a slot (fewer, larger messages)
+            max_inflight=MAX_INFLIGHT_MESSAGES,
+            snapshot_source=self._snapshot_for_follower,
         )
-        self._replica = _Replica(self._apply, config.peer_address, config.other_peers, conf)
-        self._replica.addOnTickCallback(self._first_tick)
+        self.transport = PeerTransport(
+            self.member_id, config.listen_peer, config.peer_secret or os.urandom(32),
+            self.token, self._on_message)
+        self._tick_handle: asyncio.TimerHandle | None = None
 
-    # ------------------------------------------------------------ Raft thread side
-    def _first_tick(self) -> None:
-        if not self.loaded.is_set():
-            self.loaded.set()
+    # ------------------------------------------------------------------ lifecycle
+    async def start(self) -> None:
+        """Listen to peers, then apply what the log already holds and start ticking."""
+        await self.transport.start()
+        self._update_peers()
+        self._ready_task = self.loop.create_task(self._ready_loop())
+        self._schedule()
+        self._tick_handle = self.loop.call_later(self.config.heartbeat_interval, self._tick)
 
-    def _apply(self, entry: bytes) -> Applied | list[Applied]:
+    def stop(self) -> None:
+        """Stop ticking and answering; pending requests fail with "server stopped"."""
+        self._stopping = True
+        self._wake.set()
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        for fut, _ in self._pending.values():
+            if not fut.done():
+                fut.set_exception(err.STOPPING)
+
+    async def aclose(self) -> None:
+        """Stop, wait for the storage thread, persist the last commit index, close."""
+        self.stop()
+        if self._ready_task is not None:
+            await asyncio.gather(self._ready_task, return_exceptions=True)
+        await self.transport.stop()
+        await self.loop.run_in_executor(self._io, self._close_storage)
+        self._io.shutdown(wait=True)
+
+    def _close_storage(self) -> None:
+        if self._lazy_hs is not None and self._lazy_hs != self._synced_hs:
+            self.storage.save(self._lazy_hs, [], None)
+        self.storage.close()
+
+    def _update_peers(self) -> None:
+        self.transport.set_peers(
+            {i: a for i, a in self.core.config.voters if i != self.member_id})
+
+    # ------------------------------------------------------------------ the Ready loop
+    def _schedule(self) -> None:
+        if not self._stopping:
+            self._wake.set()
+
+    def _tick(self) -> None:
+        if self._stopping:
+            return
+        self._ticks += 1
+        self.core.tick()
+        self._expire_requests()
+        self._schedule()
+        self._tick_handle = self.loop.call_later(self.config.heartbeat_interval, self._tick)
+
+    def _on_message(self, m: RaftMessage) -> None:
+        self.core.step(m)
+        self._schedule()
+
+    async def _ready_loop(self) -> None:
+        """Drain the core's Ready: persist, send, apply, advance (in that order).
+
+        Persisting runs on the one storage thread; meanwhile the loop keeps taking
+        requests and messages into the core, so the next Ready carries all of them:
+        one fdatasync and one message per follower for a whole batch (group commit).
+        The core is not asked for another Ready before ``advance``.
+        """
+        while not self._stopping:
+            await self._wake.wait()
+            # one more turn of the loop first: requests and messages that have already
+            # arrived join this Ready instead of each costing a Ready of its own
+            await asyncio.sleep(0)
+            self._wake.clear()
+            while not self._stopping and self.core.has_ready():
+                rd = self.core.ready()
+                self.stats["readies"] += 1
+                self.stats["entries_saved"] += len(rd.entries)
+                self.stats["messages_sent"] += len(rd.messages)
+                self.stats["entries_applied"] += len(rd.committed)
+                if _must_sync(rd, self._synced_hs):
+                    await self.loop.run_in_executor(
+                        self._io, self.storage.save, rd.hard_state, rd.entries, rd.snapshot)
+                    if rd.hard_state is not None:
+                        self._synced_hs = rd.hard_state
+                elif rd.hard_state is not None:
+                    self._lazy_hs = rd.hard_state  # commit index only: no fsync needed
+                if self._stopping:
+                    return
+                if rd.messages:
+                    self.transport.send(rd.messages)
+                if rd.snapshot is not None:
+                    self._restore_snapshot(rd.snapshot)
+                for entry in rd.committed:
+                    self._apply_entry(entry.kind, entry.data)
+                self.core.advance(rd)
+                self._after_ready(rd)
+
+    def _after_ready(self, rd: Ready) -> None:
+        if rd.snapshot is not None or any(e.kind == EntryKind.CONFIG for e in rd.committed):
+            self._update_peers()
+        for rs in rd.read_states:
+            entry = self._reads.pop(rs.context, None)
+            if entry is None:
+                continue
+            fut, _ = entry
+            if rs.index < 0:
+                if not fut.done():
+                    fut.set_exception(err.NO_LEADER if self.core.leader == 0
+                                      else err.LEADER_CHANGED)
+            else:
+                self._read_waiting_apply.append((rs.index, fut))
+        if self._read_waiting_apply:
+            applied = self.core.log.applied
+            still = []
+            for index, fut in self._read_waiting_apply:
+                if index <= applied:
+                    if not fut.done():
+                        fut.set_result(None)
+                else:
+                    still.append((index, fut))
+            self._read_waiting_apply = still
+        if rd.soft_state_changed:
+            self._leadership_changed()
+        self._maybe_snapshot()
+
+    def _leadership_changed(self) -> None:
+        leader = self.core.leader
+        if leader == self._last_leader:
+            return
+        self._last_leader = leader
+        if leader:
+            self._leader_known.set()
+        else:
+            self._leader_known.clear()
+        if self.core.role == Role.LEADER:
+            # a new leader restarts every lease's clock (as etcd's lessor Promote does)
+            now = time.monotonic()
+            self.lease_deadlines = {
+                lid: now + lease.ttl for lid, lease in self.store.leases.items()}
+        log.info("leader changed", leader=f"{leader:x}", term=self.core.term,
+                 role=self.core.role.name.lower())
+
+    # ------------------------------------------------------------------ applying
+    def _apply_entry(self, kind: EntryKind, data: bytes) -> None:
+        if kind != EntryKind.NORMAL:
+            return
+        if len(data) < _TAG.size:
+            _die("refusing to apply a damaged log entry: no request tag")
+        origin, req_id = _TAG.unpack_from(data)
         with self.store.lock:
             try:
-                result = self.store.apply(entry)
+                result = self.store.apply(data[_TAG.size:])
             except CorruptCommand as e:
-                _die("refusing to apply a damaged log entry; the journal is corrupt",
-                     error=str(e), journal=str(self._datadir.journal))
-                raise  # unreachable
-        for applied in result if isinstance(result, list) else (result,):
+                _die("refusing to apply a damaged log entry", error=str(e))
+                return
+        for applied in result if isinstance(result, list) else [result]:
             self._after_apply(applied)
-        return result
+        if origin == self.member_id:
+            pending = self._pending.pop(req_id, None)
+            if pending is not None and not pending[0].done():
+                one = result[0] if isinstance(result, list) else result
+                pending[0].set_result(one)
 
     def _after_apply(self, applied: Applied) -> None:
         if applied.lease_touched or applied.leases_removed:
@@ -179,225 +312,189 @@ class RaftNode:
             for lid in applied.leases_removed:
                 self.lease_deadlines.pop(lid, None)
         if applied.changes:
-            self.to_loop(self._on_applied, applied)
+            self._on_applied(applied)
 
-    def to_loop(self, fn: Callable[..., None], *args: Any) -> None:
-        """Run ``fn(*args)`` on the event loop, in call order (Raft thread -> asyncio).
-
-        A doorbell instead of one ``call_soon_threadsafe`` per call: the loop is woken at
-        most once per drain, however many calls queue up meanwhile. (Each wake-up is a
-        syscall plus a GIL hand-off, which dominated the Raft thread's time.)
-        """
-        self._to_loop.append((fn, args))
-        if not self._doorbell:
-            self._doorbell = True
-            self.loop.call_soon_threadsafe(self._drain_to_loop)
-
-    def _drain_to_loop(self) -> None:
-        self._doorbell = False  # before draining: a call queued from now on rings again
-        q = self._to_loop
-        while q:
-            fn, args = q.popleft()
-            fn(*args)
-
-    def _save_snapshot(self, filename: str, raft_data: Any) -> None:
+    # ------------------------------------------------------------------ snapshots
+    def _maybe_snapshot(self) -> None:
+        log_ = self.core.log
+        if self._snapshotting or log_.applied - log_.snap_index < self.config.snapshot_count:
+            return
+        index = log_.applied
+        term = log_.term(index)
+        assert term is not None
         with self.store.lock:
             state = self.store.snapshot_state()
-        write_snapshot(filename, state, raft_data)
+        snap_meta = SnapshotMeta(index, term, self.core.config)
+        self._snapshotting = True
 
-    def _load_snapshot(self, filename: str) -> Any:
+        def encode_and_save() -> None:
+            data = msgpack.packb(state, use_bin_type=True)
+            self.storage.compact(Snapshot(snap_meta, data))
+
+        def done(fut: asyncio.Future[None]) -> None:
+            self._snapshotting = False
+            if fut.exception() is not None:
+                log.error("snapshot failed", error=str(fut.exception()))
+                return
+            if not self._stopping:
+                self.core.compact(index)
+            log.info("snapshot taken", index=index)
+
+        self.loop.run_in_executor(self._io, encode_and_save).add_done_callback(done)
+
+    def _snapshot_for_follower(self) -> Snapshot | None:
+        return self.storage.latest_snapshot()  # read from disk: sending one is rare
+
+    def _restore_snapshot(self, snap: Snapshot) -> None:
         try:
-            state, raft_data = read_snapshot(filename)
+            state = msgpack.unpackb(snap.data, raw=False, use_list=False,
+                                    max_bin_len=len(snap.data))
             with self.store.lock:
                 self.store.restore_state(state)
-                now = time.monotonic()
-                self.lease_deadlines = {
-                    lid: now + lease.ttl for lid, lease in self.store.leases.items()}
-        except (SnapshotError, ValueError, pickle.UnpicklingError) as e:
-            _die("refusing to load a damaged snapshot", error=str(e), snapshot=filename)
-            raise
-        self.to_loop(self._on_restored)
-        return raft_data
+        except (ValueError, TypeError, msgpack.UnpackException) as e:
+            _die("refusing to load a damaged snapshot", error=str(e), index=snap.meta.index)
+        now = time.monotonic()
+        self.lease_deadlines = {lid: now + lease.ttl for lid, lease in self.store.leases.items()}
+        self._on_restored()
 
-    def _raft_state_changed(self, old: int, new: int) -> None:
-        if new == _LEADER_STATE:
-            # A new leader restarts every lease's clock (as etcd's lessor Promote does).
-            now = time.monotonic()
-            with self.store.lock:
-                self.lease_deadlines = {
-                    lid: now + lease.ttl for lid, lease in self.store.leases.items()}
-        log.info("raft state changed", old=old, new=new, term=self.status().term)
-
-    # ------------------------------------------------------------ asyncio side
-    def status(self) -> RaftStatus:
-        r = self._replica
-        leader = getattr(r, "_SyncObj__raftLeader", None)
-        return RaftStatus(
-            term=getattr(r, "_SyncObj__raftCurrentTerm", 0),
-            leader=leader.address if leader is not None else None,
-            is_leader=getattr(r, "_SyncObj__raftState", 0) == _LEADER_STATE,
-            commit_index=getattr(r, "_SyncObj__raftCommitIndex", 0),
-            applied_index=getattr(r, "_SyncObj__raftLastApplied", 0),
-        )
-
-    def leader_member_id(self) -> int:
-        st = self.status()
-        return member_id(self.token, st.leader) if st.leader else 0
-
-    def cluster_id(self) -> int:
-        return self.store.cluster_id or self.local_cluster_id
-
-    def raft_nodes(self) -> list[str]:
-        """Peer addresses of the current Raft configuration, this member included."""
-        others = getattr(self._replica, "_SyncObj__otherNodes", set())
-        return sorted([self.config.peer_address, *(n.address for n in others)])
-
+    # ------------------------------------------------------------------ proposing
     async def propose(self, op: Op, msg: Message) -> Applied:
-        """Replicate and apply one command; raise StoreError for etcd-visible failures.
-
-        Commands proposed in the same event-loop iteration share one log entry (group
-        commit): one round of Raft messages and one journal write for all of them.
-        """
+        """Replicate and apply one command; raise StoreError for etcd-visible failures."""
         if self._stopping:
             raise err.STOPPING
+        req_id = next(self._req_ids)
         fut: asyncio.Future[Applied] = self.loop.create_future()
-        entry = encode(op, msg)
-        self._outbox.append((entry, fut))
-        self._outbox_bytes += len(entry)
-        full = self._outbox_bytes >= MAX_BATCH_BYTES or len(self._outbox) >= MAX_BATCH_COMMANDS
-        if full:
-            self._flush()
-        elif not self._flush_scheduled and self._inflight < MAX_INFLIGHT_ENTRIES:
-            self._flush_scheduled = True
-            self.loop.call_soon(self._flush)
-        applied = await fut  # failed with TIMEOUT by its entry's timer, if it comes to that
+        data = _TAG.pack(self.member_id, req_id) + encode(op, msg)
+        if not self.core.propose([data]):
+            await self._await_leader()
+            if not self.core.propose([data]):
+                raise err.NO_LEADER
+        self._pending[req_id] = (fut, time.monotonic() + self.request_timeout)
+        self._schedule()
+        applied = await fut
         if isinstance(applied.result, err.StoreError):
             raise applied.result
         return applied
 
-    def _flush(self) -> None:
-        """Propose everything in the outbox as one entry.
-
-        While MAX_INFLIGHT_ENTRIES entries await commit, new commands wait in the outbox
-        and go together when one commits: batches grow with load, idle latency is unchanged.
-        """
-        self._flush_scheduled = False
-        batch, self._outbox, self._outbox_bytes = self._outbox, [], 0
-        if not batch:
+    async def _await_leader(self) -> None:
+        """Wait (up to two election timeouts) until some member is known to lead."""
+        if self.core.leader:
             return
-        futs = [f for _, f in batch]
-        self.stats_entries += 1
-        self.stats_commands += len(batch)
-        entry = batch[0][0] if len(batch) == 1 else encode_batch([e for e, _ in batch])
-        self._inflight += 1
-        released = False
+        try:
+            await asyncio.wait_for(self._leader_known.wait(), 2 * self.config.election_timeout)
+        except TimeoutError:
+            raise err.NO_LEADER from None
 
-        def release(timed_out: bool = False) -> None:
-            # once per entry: on its callback, or when its requests have timed out
-            # (pysyncobj may never call back for an entry lost in a leader change)
-            nonlocal released
-            if released:
-                return
-            released = True
-            timer.cancel()
-            if timed_out:
-                for fut in futs:
-                    if not fut.done():
-                        fut.set_exception(err.TIMEOUT)
-            self._inflight -= 1
-            if self._outbox and not self._flush_scheduled:
-                self._flush_scheduled = True
-                self.loop.call_soon(self._flush)
-
-        timer = self.loop.call_later(self.request_timeout, release, True)
-
-        def settle(res: Applied | list[Applied] | None, reason: int) -> None:
-            release()
-            results = res if isinstance(res, list) else [res] * len(futs)
-            for fut, one in zip(futs, results, strict=True):
-                if fut.done():
-                    continue
-                if reason == FAIL_REASON.SUCCESS:
-                    fut.set_result(one)  # type: ignore[arg-type]
-                else:
-                    fut.set_exception(_fail_reason_error(reason))
-
-        def callback(res: Applied | list[Applied] | None, reason: int) -> None:
-            self.to_loop(settle, res, reason)
-
-        self._replica.apply_entry(entry, callback=callback)
+    def _expire_requests(self) -> None:
+        now = time.monotonic()
+        expired = [r for r, (_, deadline) in self._pending.items() if deadline <= now]
+        for r in expired:
+            fut, _ = self._pending.pop(r)
+            if not fut.done():
+                fut.set_exception(err.TIMEOUT)
+        stale = [c for c, (_, t) in self._reads.items() if self._ticks - t > READ_TIMEOUT_TICKS]
+        for c in stale:
+            fut, _ = self._reads.pop(c)
+            if not fut.done():
+                fut.set_exception(err.TIMEOUT)
 
     async def read_barrier(self) -> None:
-        """Return once this member has applied every write committed before the call.
-
-        Reads share barriers: one barrier entry in the log serves every read that
-        arrived before it was proposed (ReadIndex through the log).
-        """
-        if self._barrier_next is None:
-            self._barrier_next = self.loop.create_future()
-        fut = self._barrier_next
-        if not self._barrier_inflight:
-            self._launch_barrier()
-        await fut
+        """Return once this member has applied everything committed before the call
+        (ReadIndex, Raft thesis §6.4). Concurrent reads share one request to the leader."""
+        for attempt in (1, 2):
+            if self._barrier_next is None:
+                self._barrier_next = self.loop.create_future()
+            fut = self._barrier_next
+            if not self._barrier_inflight:
+                self._launch_barrier()
+            try:
+                await fut
+                return
+            except err.StoreError as e:
+                if attempt == 2 or e not in (err.NO_LEADER, err.LEADER_CHANGED):
+                    raise
+                await self._await_leader()
 
     def _launch_barrier(self) -> None:
         fut, self._barrier_next = self._barrier_next, None
         if fut is None:
             return
         self._barrier_inflight = True
+        ctx = next(self._read_ids)
+        inner: asyncio.Future[None] = self.loop.create_future()
+        self._reads[ctx] = (inner, self._ticks)
+        self.core.read_index(ctx)
+        self._schedule()
 
-        async def run() -> None:
-            try:
-                await self.propose(Op.BARRIER, _BARRIER_MSG)
-            except err.StoreError as e:
-                if not fut.done():
-                    fut.set_exception(e)
-            else:
-                if not fut.done():
+        def finished(f: asyncio.Future[None]) -> None:
+            self._barrier_inflight = False
+            if not fut.done():
+                if f.exception() is not None:
+                    fut.set_exception(f.exception())  # type: ignore[arg-type]
+                else:
                     fut.set_result(None)
-            finally:
-                self._barrier_inflight = False
-                if self._barrier_next is not None:
-                    self._launch_barrier()
+            if self._barrier_next is not None:
+                self._launch_barrier()
 
-        self.loop.create_task(run())
+        inner.add_done_callback(finished)
 
-    def add_node(self, address: str) -> asyncio.Future[None]:
-        return self._membership(self._replica.addNodeToCluster, address)
+    # ------------------------------------------------------------------ membership
+    async def _change_config(self, voters: dict[int, str], wanted: Callable[[], bool]) -> None:
+        if not self.core.propose_config(ClusterConfig(tuple(sorted(voters.items())))):
+            raise err.NO_LEADER
+        self._schedule()
+        deadline = time.monotonic() + self.request_timeout
+        while not wanted():
+            if time.monotonic() > deadline:
+                raise err.TIMEOUT
+            await asyncio.sleep(self.config.heartbeat_interval)
 
-    def remove_node(self, address: str) -> asyncio.Future[None]:
-        return self._membership(self._replica.removeNodeFromCluster, address)
+    async def add_node(self, address: str) -> None:
+        mid = member_id(self.token, address)
+        voters = dict(self.core.config.voters)
+        voters[mid] = address
+        await self._change_config(voters, lambda: mid in self.core.config.ids)
 
-    def _membership(self, fn: Callable[..., None], address: str) -> asyncio.Future[None]:
-        fut: asyncio.Future[None] = self.loop.create_future()
+    async def remove_node(self, address: str) -> None:
+        mid = member_id(self.token, address)
+        voters = {i: a for i, a in self.core.config.voters if i != mid}
+        await self._change_config(voters, lambda: mid not in self.core.config.ids)
 
-        def settle(reason: int) -> None:
-            if fut.done():
-                return
-            if reason == FAIL_REASON.SUCCESS:
-                fut.set_result(None)
-            else:
-                fut.set_exception(_fail_reason_error(reason))
+    # ------------------------------------------------------------------ status
+    def status(self) -> RaftStatus:
+        c = self.core
+        return RaftStatus(
+            term=c.term,
+            leader=c.config.address(c.leader) if c.leader else None,
+            is_leader=c.role == Role.LEADER,
+            commit_index=c.log.committed,
+            applied_index=c.log.applied,
+        )
 
-        fn(address, callback=lambda _res, reason: self.loop.call_soon_threadsafe(settle, reason))
-        return fut
+    def term(self) -> int:
+        return self.core.term
 
-    def stop(self) -> None:
-        """Stop the Raft thread; the journal is flushed to its file."""
-        self._stopping = True
-        self._replica.destroy()
+    def leader_member_id(self) -> int:
+        return self.core.leader
+
+    def cluster_id(self) -> int:
+        return self.store.cluster_id or self.local_cluster_id
+
+    def raft_nodes(self) -> list[str]:
+        """Peer addresses of the current Raft configuration, this member included."""
+        return sorted(a for _, a in self.core.config.voters)
+
+    def size_bytes(self) -> int:
+        return self.storage.size_bytes()
 
 
-_BARRIER_MSG = rpc_pb2.StatusRequest()
-
-
-def _fail_reason_error(reason: int) -> err.StoreError:
-    if reason == FAIL_REASON.QUEUE_FULL:
-        return err.TOO_MANY_REQUESTS
-    if reason in (FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER):
-        return err.NO_LEADER
-    if reason in (FAIL_REASON.DISCARDED, FAIL_REASON.LEADER_CHANGED):
-        return err.LEADER_CHANGED
-    if reason == FAIL_REASON.REQUEST_DENIED:
-        return err.StoreError(grpc.StatusCode.FAILED_PRECONDITION, "etcdserver: request denied")
-    return err.StoreError(grpc.StatusCode.UNKNOWN, f"raft failure reason {reason}")
+def _must_sync(rd: Ready, synced: HardState | None) -> bool:
+    """fdatasync is needed for new entries, a snapshot, or a new term or vote (Raft's
+    persistent state); a commit index alone may be lost and relearned (as etcd's
+    MustSync)."""
+    if rd.entries or rd.snapshot is not None:
+        return True
+    hs = rd.hard_state
+    if hs is None:
+        return False
+    return synced is None or (hs.term, hs.vote) != (synced.term, synced.vote)

@@ -23,11 +23,11 @@ from raftstore._lease import LeaseKeeper, LeaseService
 from raftstore._mvcc import Member, MVCCStore
 from raftstore._node import RaftNode
 from raftstore._watch import WatchHub, WatchService
+from raftstore.raft.storage import StorageCorrupt
 
 log = structlog.get_logger("raftstore")
 
 GRPC_OVERHEAD_BYTES = 512 * 1024  # as etcd: room for gRPC framing above max-request-bytes
-LOAD_TIMEOUT = 600.0
 
 
 def run_store(config: StoreConfig) -> int:
@@ -64,16 +64,22 @@ async def _serve(config: StoreConfig, datadir: DataDir) -> int:
     loop = asyncio.get_running_loop()
     store = MVCCStore()
     hub_box: list[WatchHub] = []
-    node = RaftNode(
-        config, datadir, store, loop,
-        on_applied=lambda applied: hub_box[0].publish(applied) if hub_box else None,
-        on_restored=lambda: hub_box[0].restored() if hub_box else None,
-    )
+    try:
+        node = RaftNode(
+            config, datadir.raft, store, loop,
+            on_applied=lambda applied: hub_box[0].publish(applied) if hub_box else None,
+            on_restored=lambda: hub_box[0].restored() if hub_box else None,
+        )
+    except StorageCorrupt as e:
+        log.error("cannot start: Raft storage damaged", error=str(e))
+        print(f"navarch store: {e}", file=sys.stderr)
+        return 1
     hub = WatchHub(node)
     hub_box.append(hub)
-    loaded = await loop.run_in_executor(None, node.loaded.wait, LOAD_TIMEOUT)
-    if not loaded:
-        log.error("raft did not start", timeout=LOAD_TIMEOUT)
+    try:
+        await node.start()
+    except OSError as e:
+        print(f"navarch store: --listen-peer: {e}", file=sys.stderr)
         node.stop()
         return 1
 
@@ -92,7 +98,7 @@ async def _serve(config: StoreConfig, datadir: DataDir) -> int:
         WatchService(hub, config.progress_notify_interval), server)
     rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(node), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(node), server)
-    rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(node, datadir), server)
+    rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(node), server)
     rpc_pb2_grpc.add_AuthServicer_to_server(AuthService(), server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -110,13 +116,12 @@ async def _serve(config: StoreConfig, datadir: DataDir) -> int:
         loop.add_signal_handler(sig, stop.set)
     tasks = [loop.create_task(LeaseKeeper(node).run())]
     await stop.wait()
-    log.info("stopping member", name=config.name, raft_entries=node.stats_entries,
-             commands=node.stats_commands)
+    log.info("stopping member", name=config.name, **node.stats)
     await health_servicer.enter_graceful_shutdown()
     for t in tasks:
         t.cancel()
     await server.stop(1.0)
-    await loop.run_in_executor(None, node.stop)
+    await node.aclose()
     return 0
 
 

@@ -116,6 +116,12 @@ class WatchStream:
         self._tasks: set[asyncio.Task[None]] = set()
         self._progress_interval = progress_interval
         self._closed = False
+        self._drained = asyncio.Event()
+
+    def taken(self) -> None:
+        """The client took a response: wake a paused catch-up once the queue is short."""
+        if self.out.qsize() <= OUT_QUEUE_HIGH // 2:
+            self._drained.set()
 
     def send(self, resp: rpc_pb2.WatchResponse) -> None:
         if not self._closed:
@@ -180,8 +186,9 @@ class WatchStream:
 
     async def _catch_up(self, w: Watcher) -> None:
         while not self._closed and w.id in self.watchers and not w.synced:
-            while self.out.qsize() > OUT_QUEUE_HIGH and not self._closed:
-                await asyncio.sleep(0.005)
+            if self.out.qsize() > OUT_QUEUE_HIGH:  # let the client read before more history
+                self._drained.clear()
+                await self._drained.wait()
             with self.store.lock:
                 compact = self.store.compact_revision
                 if w.next_rev < compact:
@@ -246,6 +253,7 @@ class WatchStream:
 
     def close(self) -> None:
         self._closed = True
+        self._drained.set()
         for w in list(self.watchers.values()):
             self._drop(w)
         for task in list(self._tasks):
@@ -269,6 +277,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):  # type: ignore[misc]
                 resp = await stream.out.get()
                 if resp is None:
                     return
+                stream.taken()
                 yield resp
         finally:
             reader.cancel()

@@ -54,7 +54,7 @@ def wait_for(cond: Callable[[], T | None], timeout: float, what: str, interval: 
                 return value
         except MemberExited:
             raise
-        except Exception as e:  # noqa: BLE001 - the condition is allowed to fail while waiting
+        except Exception as e:
             last_exc = e
         if time.monotonic() > deadline:
             raise TimeoutError(f"timed out after {timeout}s waiting for {what}: {last_exc!r}")
@@ -97,7 +97,7 @@ class StoreCluster:
     def start_member(self, i: int) -> None:
         """Start member i (again) on its data directory."""
         assert self.procs[i] is None or self.procs[i].poll() is not None, f"member {i} runs"
-        log = open(self.logs[i], "ab")  # noqa: SIM115 - handed to the child
+        log = open(self.logs[i], "ab")
         self.procs[i] = subprocess.Popen(
             self.member_command(i), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, env=self.member_env(), start_new_session=True,
@@ -213,7 +213,8 @@ class RaftstoreCluster(StoreCluster):
         return [f"127.0.0.1:{p}" for p in self.peer_ports]
 
     def initial_cluster(self) -> str:
-        return ",".join(f"{n}=127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
+        pairs = zip(self.names, self.peer_ports, strict=True)
+        return ",".join(f"{n}=127.0.0.1:{p}" for n, p in pairs)
 
     def member_command(self, i: int) -> list[str]:
         return [
@@ -246,7 +247,7 @@ class EtcdCluster(StoreCluster):
 
     def member_command(self, i: int) -> list[str]:
         peers = ",".join(
-            f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports))
+            f"{n}=http://127.0.0.1:{p}" for n, p in zip(self.names, self.peer_ports, strict=True))
         started = self.data_dir(i).exists()
         return [
             "etcd", "--name", self.names[i],

@@ -10,7 +10,11 @@ linearizable.
 Search: Wing & Gong's backtracking over the call/return events, with Lowe's memoization
 (a cache of (set of linearized operations, model state) pairs already explored), as in
 porcupine and knossos. Model states are handled as sets, so a model may be
-nondeterministic (several successor states for one operation).
+nondeterministic (several successor states for one operation). Three reductions keep
+crash-heavy histories tractable without changing any verdict (see :func:`_search`; the
+unit tests compare the search with brute force): reads that fit are placed at once,
+unknown-outcome operations are placed last and only when needed, and unknown-outcome
+writes of values nothing observes are interchangeable.
 
 Unknown outcomes. An operation whose client never learned the result (timeout, crash)
 has ``ret = math.inf``: it may take effect at any point after its call, or never — "never"
@@ -23,14 +27,15 @@ compositional (Herlihy & Wing's locality), so a history is linearizable iff each
 sub-history is.
 
     history ──partition by key──▶ per-key ops ──events sorted by time──▶ linked list
-        ──Wing–Gong DFS + cache──▶ CheckResult (linearization, or the longest prefix
+        ──Wing-Gong DFS + cache──▶ CheckResult (linearization, or the longest prefix
                                     and the operations that could not be placed)
 """
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, NamedTuple, Protocol
@@ -86,7 +91,20 @@ class Model(Protocol):
         ...
 
     def read_only(self, op: Operation) -> bool:
-        """True when ``op`` never changes the state (an unknown-outcome one can be dropped)."""
+        """True when ``op`` (with its output) never changes the state, at most narrows it.
+
+        Reads, and a cas that reported failure. Each state ``step`` returns for it must be
+        the state itself or a refinement of it (one fewer unknown; no operation may fit
+        a refinement and not the original). An unknown-outcome one is dropped.
+        """
+        ...
+
+    def interchangeable(self, op: Operation) -> Hashable:
+        """A class label, or None. Operations of one class must be interchangeable:
+        swapping any two in a sequence changes no operation's legality (an
+        unknown-outcome write of a value nothing else mentions). The search then places
+        them in call order only.
+        """
         ...
 
     def describe(self, state: Any) -> str:
@@ -100,11 +118,28 @@ class Model(Protocol):
 class Register:
     """A single register: ``read`` → value; ``write(v)``; ``cas((expected, new))`` → bool.
 
-    The initial value is ``initial`` (None: never written).
+    The initial value is ``initial`` (None: never written). ``mentioned`` (see
+    :meth:`for_history`) lists the values the history mentions other than as the input
+    of an unknown-outcome write; None: unknown.
     """
 
-    def __init__(self, initial: Hashable = None) -> None:
+    def __init__(self, initial: Hashable = None,
+                 mentioned: frozenset[Hashable] | None = None) -> None:
         self.initial = initial
+        self.mentioned = mentioned
+
+    @classmethod
+    def for_history(cls, history: Iterable[Operation], initial: Hashable = None) -> Register:
+        """A model that knows which values ``history`` mentions (see :meth:`interchangeable`)."""
+        mentioned = {initial}
+        for op in history:
+            if op.op == "write" and not op.unknown:
+                mentioned.add(op.input)
+            elif op.op == "cas":
+                mentioned.update(op.input)
+            elif op.op == "read" and not op.unknown:
+                mentioned.add(op.output)
+        return cls(initial, frozenset(mentioned))
 
     def init(self) -> Hashable:
         return self.initial
@@ -125,7 +160,13 @@ class Register:
         raise ValueError(f"Register: unknown operation {op.op!r} (read, write, cas)")
 
     def read_only(self, op: Operation) -> bool:
-        return op.op == "read"
+        return op.op == "read" or (op.op == "cas" and not op.unknown and op.output is False)
+
+    def interchangeable(self, op: Operation) -> Hashable:
+        if (self.mentioned is not None and op.op == "write" and op.unknown
+                and op.input not in self.mentioned):
+            return "unmentioned unknown-outcome write"
+        return None
 
     def describe(self, state: Any) -> str:
         return f"value {state!r}"
@@ -154,8 +195,36 @@ class RevisionedRegister:
       mod_revision is 0.
 
     Revisions of one key must increase. The revision of an unknown-outcome write is
-    learned from a later read or mod_revision compare.
+    learned from a later read or mod_revision compare. ``owners`` (see
+    :meth:`for_history`) says which key and value each revision is known to belong to;
+    an unknown-outcome write cannot have a revision that belongs to another value.
     """
+
+    def __init__(self, owners: Mapping[int, tuple[Hashable, Any]] | None = None,
+                 mentioned: frozenset[tuple[Hashable, Any]] | None = None) -> None:
+        self.owners: Mapping[int, tuple[Hashable, Any]] = owners or {}
+        self.mentioned = mentioned
+
+    @classmethod
+    def for_history(cls, history: Iterable[Operation]) -> RevisionedRegister:
+        """A model that knows the revisions the history shows: acknowledged writes and cas,
+        and reads. A revision is made by one write (etcd: one put per request), so
+        this costs nothing in accuracy; it saves the search from guessing that an
+        unknown-outcome write made a revision some other value had. Conflicts are
+        reported by :func:`revision_conflicts`, not here.
+        """
+        history = list(history)
+        owners: dict[int, tuple[Hashable, Any]] = {}
+        for key, value, rev in _revisions(history):
+            owners.setdefault(rev, (key, value))
+        mentioned = {(key, value) for key, value in owners.values()}
+        mentioned.update((op.key, v) for op in history if op.op == "cas"
+                         for v in op.input[1:])
+        return cls(owners, frozenset(mentioned))
+
+    def _may_own(self, rev: int, key: Hashable, value: Any) -> bool:
+        owner = self.owners.get(rev)
+        return owner is None or owner == (key, value)
 
     def init(self) -> Hashable:
         return KeyState(None, 0, 0)
@@ -169,7 +238,8 @@ class RevisionedRegister:
             if value != s.value:
                 return ()
             if s.mod_revision is None:
-                return (KeyState(value, rev, rev),) if rev > s.floor else ()
+                ok = rev > s.floor and self._may_own(rev, op.key, value)
+                return (KeyState(value, rev, rev),) if ok else ()
             return (s,) if rev == s.mod_revision else ()
         if op.op == "write":
             return self._written(s.floor, op.input, None if op.unknown else op.output)
@@ -192,7 +262,8 @@ class RevisionedRegister:
             floor_if_matched = s.floor
         elif target == "mod_revision":
             if s.mod_revision is None:
-                can_match, can_fail = expected > s.floor, True
+                can_match = expected > s.floor and self._may_own(expected, op.key, s.value)
+                can_fail = True
             else:
                 can_match = s.mod_revision == expected
                 can_fail = not can_match
@@ -212,13 +283,48 @@ class RevisionedRegister:
         return (s,) if can_fail else ()
 
     def read_only(self, op: Operation) -> bool:
-        return op.op == "read"
+        return op.op == "read" or (
+            op.op == "cas" and not op.unknown and not op.output[0])
+
+    def interchangeable(self, op: Operation) -> Hashable:
+        if (self.mentioned is not None and op.op == "write" and op.unknown
+                and (op.key, op.input) not in self.mentioned):
+            return "unmentioned unknown-outcome write"
+        return None
 
     def describe(self, state: Any) -> str:
         s: KeyState = state
         rev = f"mod_revision {s.mod_revision}" if s.mod_revision is not None else (
             f"mod_revision unknown (> {s.floor})")
         return f"value {s.value!r}, {rev}"
+
+
+def _revisions(history: Iterable[Operation]) -> Iterable[tuple[Hashable, Any, int]]:
+    """(key, value, revision) for every revision a RevisionedRegister history shows."""
+    for op in history:
+        if op.unknown:
+            continue
+        if op.op == "write":
+            yield op.key, op.input, op.output
+        elif op.op == "cas" and op.output[0]:
+            yield op.key, op.input[2], op.output[1]
+        elif op.op == "read" and op.output[0] is not None:
+            yield op.key, op.output[0], op.output[1]
+
+
+def revision_conflicts(history: Iterable[Operation]) -> list[str]:
+    """Revisions shown with two different (key, value) pairs — a store must make each
+    revision with one write. Checks across keys what the per-key check cannot see;
+    assumes each write puts a value no other write puts.
+    """
+    owners: dict[int, tuple[Hashable, Any]] = {}
+    conflicts = []
+    for key, value, rev in _revisions(history):
+        owner = owners.setdefault(rev, (key, value))
+        if owner != (key, value):
+            conflicts.append(f"revision {rev} is both {owner[0]!r}={owner[1]!r} "
+                             f"and {key!r}={value!r}")
+    return conflicts
 
 
 # -- results --------------------------------------------------------------------------
@@ -262,7 +368,7 @@ class CheckResult:
         if self.ok:
             return f"{where}linearizable ({len(self.linearization)} operations placed)"
         lines = [f"{where}{self.verdict.value} after {self.steps} search steps"]
-        if self.verdict is Verdict.NOT_LINEARIZABLE:
+        if self.blocked is not None:
             n = len(self.linearization)
             lines.append(f"longest linearizable prefix: {n} operations; its last ones:")
             lines += [f"    {op}" for op in self.linearization[-context:]] or ["    (none)"]
@@ -314,7 +420,7 @@ def validate(history: Sequence[Operation]) -> None:
             by_client.setdefault(op.client, []).append(op)
     for client, ops in by_client.items():
         ops.sort(key=lambda o: o.call)
-        for a, b in zip(ops, ops[1:]):
+        for a, b in itertools.pairwise(ops):
             if b.call < a.ret:
                 raise ValueError(
                     f"client {client!r} has overlapping operations with known outcome "
@@ -371,23 +477,32 @@ class _Visited:
         for seen in subsets:
             if seen & ~unknown == 0:
                 return False
+        subsets[:] = [seen for seen in subsets if seen & unknown != unknown]
         subsets.append(unknown)
         return True
 
 
 def _search(ops: list[Operation], model: Model, max_steps: int | None,
             key: Hashable) -> CheckResult:
-    """Wing–Gong DFS with memoization over a doubly linked list of call/return events.
+    """Wing-Gong DFS with memoization over a doubly linked list of call/return events.
 
     Positions 1..2n hold events in time order (calls before returns at equal times, so
     touching intervals count as concurrent); 0 is the head and 2n+1 the tail sentinel.
     Linearizing an operation unlinks its call and return ("lift"); backtracking relinks
     them in reverse order, which restores the list exactly (dancing links).
 
-    The candidates at each point are the calls before the first return. They are tried
-    in two passes, known-outcome operations first: an unknown-outcome operation is placed
-    only when nothing else fits, which with :class:`_Visited` keeps the search from
-    trying every subset of the operations that never took effect.
+    The candidates at each point are the calls before the first return, tried in passes:
+
+    0. a read-only operation that fits without changing the states is placed at once,
+       and no alternative is tried at this point: any way to finish without placing it
+       now stays valid with it moved here (it is concurrent with every candidate, and
+       where it stood it could only narrow the states). This collapses the orderings of
+       concurrent reads.
+    1. every other known-outcome operation;
+    2. unknown-outcome operations, placed only when nothing else fits, which with
+       :class:`_Visited` keeps the search from trying every subset of the operations
+       that never took effect; not right after another one whose effect it would wipe
+       out; and interchangeable ones only in call order.
     """
     n = len(ops)
     events = sorted([(op.call, _CALL, i) for i, op in enumerate(ops)]
@@ -400,56 +515,75 @@ def _search(ops: list[Operation], model: Model, max_steps: int | None,
         kind[p], opi[p] = k, i
         if k == _RETURN:
             ret_pos[i] = p
-    unknown_op = [op.unknown for op in ops]
-    unknown_mask = sum(1 << i for i in range(n) if unknown_op[i])
+    # The pass in which each operation is a candidate (passes 0 and 1 for read-only ones).
+    unknown_mask = sum(1 << i for i, op in enumerate(ops) if op.unknown)
     known_mask = ((1 << n) - 1) & ~unknown_mask
+    in_pass = [2 if op.unknown else 1 for op in ops]
+    # Interchangeable operations go in call order: op i only when rank[i] of its class
+    # are placed.
+    label = [model.interchangeable(op) for op in ops]
+    rank, placed = [0] * n, dict.fromkeys(label, 0)
+    for i in sorted(range(n), key=lambda i: (ops[i].call, i)):
+        if label[i] is not None:
+            rank[i] = placed[label[i]]
+            placed[label[i]] += 1
+    placed = dict.fromkeys(placed, 0)
+    pure_candidate = [not op.unknown and model.read_only(op) for op in ops]
     nxt = list(range(1, tail + 2))
     prv = list(range(-1, tail))
-
-    def unlink(p: int) -> None:
-        nxt[prv[p]] = nxt[p]
-        prv[nxt[p]] = prv[p]
-
-    def relink(p: int) -> None:
-        nxt[prv[p]] = p
-        prv[nxt[p]] = p
 
     states: frozenset[Hashable] = frozenset((model.init(),))
     linearized = 0
     visited = _Visited()
-    # (call position, pass it was chosen in, states before)
-    stack: list[tuple[int, bool, frozenset[Hashable]]] = []
+    stack: list[tuple[int, int, frozenset[Hashable]]] = []  # (call pos, pass, states before)
     best_depth = -1
     best: tuple[list[int], frozenset[Hashable], int, list[int]] = ([], states, -1, [])
     steps = 0
-    p, unknown_pass = nxt[0], False
+    p, phase = nxt[0], 0
     # Done once every known-outcome operation is placed: the unknown-outcome ones left
     # can go after them all, which is the same as never taking effect.
     while linearized & known_mask != known_mask:
         steps += 1
         if max_steps is not None and steps > max_steps:
-            return CheckResult(Verdict.UNKNOWN, key, (), steps=steps)
+            return _result(Verdict.UNKNOWN, key, ops, model, best, steps)
+        dead_end = False
         if kind[p] == _CALL:
             i = opi[p]
-            if unknown_op[i] == unknown_pass:
-                after = frozenset(s2 for s in states for s2 in model.step(s, ops[i]))
-                lin_after = linearized | (1 << i)
-                if after and visited.add_if_new(lin_after & ~unknown_mask,
-                                                lin_after & unknown_mask, after):
-                    stack.append((p, unknown_pass, states))
-                    states, linearized = after, lin_after
-                    unlink(p)
-                    unlink(ret_pos[i])
-                    p, unknown_pass = nxt[0], False
-                    continue
-            p = nxt[p]
+            in_this_pass = pure_candidate[i] if phase == 0 else in_pass[i] == phase
+            if not in_this_pass or (label[i] is not None and rank[i] != placed[label[i]]):
+                p = nxt[p]
+                continue
+            after = frozenset(s2 for s in states for s2 in model.step(s, ops[i]))
+            if phase == 0 and after != states:
+                p = nxt[p]
+                continue
+            if phase == 2 and stack and stack[-1][1] == 2 and after <= frozenset(
+                    s2 for s in stack[-1][2] for s2 in model.step(s, ops[i])):
+                # Right after another unknown-outcome operation that this one overwrites:
+                # placing this one without it (tried from the parent) is as good.
+                p = nxt[p]
+                continue
+            lin_after = linearized | (1 << i)
+            if after and visited.add_if_new(lin_after & known_mask, lin_after & unknown_mask,
+                                            after):
+                stack.append((p, phase, states))
+                states, linearized = after, lin_after
+                if label[i] is not None:
+                    placed[label[i]] += 1
+                for q in (p, ret_pos[i]):  # lift: unlink call, then return
+                    nxt[prv[q]] = nxt[q]
+                    prv[nxt[q]] = prv[q]
+                p, phase = nxt[0], 0
+                continue
+            if phase > 0:
+                p = nxt[p]
+                continue
+            dead_end = True  # placing it now was the only choice, and it was explored
+        elif phase < 2:
+            p, phase = nxt[0], phase + 1
             continue
-        # The return of an operation not yet linearized: no known-outcome candidate
-        # fits here; then no unknown-outcome one either, and this prefix is a dead end.
-        if not unknown_pass:
-            p, unknown_pass = nxt[0], True
-            continue
-        if len(stack) > best_depth:
+        # A dead end: the return of an operation that could not be placed.
+        if len(stack) > best_depth and not dead_end:
             best_depth = len(stack)
             pending, q = [], nxt[0]
             while q != p:
@@ -457,23 +591,33 @@ def _search(ops: list[Operation], model: Model, max_steps: int | None,
                     pending.append(opi[q])
                 q = nxt[q]
             best = ([opi[c] for c, _, _ in stack], states, opi[p], pending)
-        if not stack:
-            break
-        p, unknown_pass, states = stack.pop()
-        i = opi[p]
-        linearized &= ~(1 << i)
-        relink(ret_pos[i])
-        relink(p)
+        while True:
+            if not stack:
+                return _result(Verdict.NOT_LINEARIZABLE, key, ops, model, best, steps)
+            p, phase, states = stack.pop()
+            i = opi[p]
+            linearized &= ~(1 << i)
+            if label[i] is not None:
+                placed[label[i]] -= 1
+            for q in (ret_pos[i], p):  # unlift: relink in reverse order
+                nxt[prv[q]] = q
+                prv[nxt[q]] = q
+            if phase > 0:
+                break
         p = nxt[p]
-    else:
-        order = tuple(ops[opi[c]] for c, _, _ in stack)
-        return CheckResult(Verdict.LINEARIZABLE, key, order, steps=steps)
-    order_i, st, blocked, pending = best
+    order = tuple(ops[opi[c]] for c, _, _ in stack)
+    return CheckResult(Verdict.LINEARIZABLE, key, order, steps=steps)
+
+
+def _result(verdict: Verdict, key: Hashable, ops: list[Operation], model: Model,
+            best: tuple[list[int], frozenset[Hashable], int, list[int]],
+            steps: int) -> CheckResult:
+    order, states, blocked, pending = best
     return CheckResult(
-        Verdict.NOT_LINEARIZABLE, key,
-        linearization=tuple(ops[i] for i in order_i),
-        states=tuple(sorted(model.describe(s) for s in st)),
-        blocked=ops[blocked],
+        verdict, key,
+        linearization=tuple(ops[i] for i in order),
+        states=tuple(sorted(model.describe(s) for s in states)),
+        blocked=ops[blocked] if blocked >= 0 else None,
         pending=tuple(ops[i] for i in pending),
         steps=steps,
     )

@@ -7,6 +7,8 @@ count as concurrent.
 
 from __future__ import annotations
 
+import itertools
+import math
 import random
 import time
 from collections.abc import Hashable
@@ -22,6 +24,7 @@ from tests.store.linearizability import (
     Verdict,
     check_history,
     check_per_key,
+    revision_conflicts,
     validate,
 )
 
@@ -204,6 +207,56 @@ def test_revisioned_register_histories(history: list[Operation], linearizable: b
     assert result.ok is linearizable, result.explain()
 
 
+def test_known_revisions_are_not_given_to_unknown_writes() -> None:
+    # On x, an unknown-outcome write could have made revision 5 for the cas to match;
+    # but the history shows revision 5 was the put of q on y.
+    history = [
+        Operation(1, "write", "a", None, 0, U, key="x"),
+        Operation(1, "cas", ("mod_revision", 5, "c"), (True, 9), 2, 3, key="x"),
+        Operation(2, "write", "q", 5, 0, 1, key="y"),
+    ]
+    assert check_per_key(history, RevisionedRegister()).ok
+    result = check_per_key(history, RevisionedRegister.for_history(history))
+    assert [r.key for r in result.failures] == ["x"]
+
+
+def test_revision_conflicts_across_keys() -> None:
+    history = [
+        Operation(1, "write", "a", 5, 0, 1, key="x"),
+        Operation(2, "write", "b", 5, 0, 1, key="y"),  # the same revision twice
+        Operation(3, "read", None, ("a", 5), 2, 3, key="x"),
+        Operation(3, "cas", ("value", "a", "c"), (True, 6), 4, 5, key="x"),
+        Operation(4, "write", "d", None, 0, U, key="y"),
+    ]
+    assert check_per_key(history, RevisionedRegister()).ok  # each key alone is fine
+    assert revision_conflicts(history) == ["revision 5 is both 'x'='a' and 'y'='b'"]
+    assert revision_conflicts(history[2:]) == []
+
+
+BLIND = "unmentioned unknown-outcome write"
+
+
+@pytest.mark.parametrize(("model", "op", "label"), [
+    pytest.param(Register(), W(2, 3, 0, U), None, id="Register: no history, no classes"),
+    pytest.param(Register.for_history([W(1, 1, 0, 1), R(3, 3, 2, 3)]), W(2, 3, 0, U), None,
+                 id="Register: value read"),
+    pytest.param(Register.for_history([CAS(1, 3, 4, True, 0, 1)]), W(2, 3, 0, U), None,
+                 id="Register: value compared"),
+    pytest.param(Register.for_history([W(1, 1, 0, 1)]), W(2, 3, 0, U), BLIND,
+                 id="Register: unmentioned"),
+    pytest.param(Register.for_history([W(1, 1, 0, 1)]), W(2, 3, 0, 1), None,
+                 id="Register: known outcome"),
+    pytest.param(RevisionedRegister(), Wv(2, "a", None, 0, U), None,
+                 id="Revisioned: no history, no classes"),
+    pytest.param(RevisionedRegister.for_history([Rv(1, "a", 4, 0, 1)]),
+                 Wv(2, "a", None, 0, U), None, id="Revisioned: value read"),
+    pytest.param(RevisionedRegister.for_history([Rv(1, "b", 4, 0, 1)]),
+                 Wv(2, "a", None, 0, U), BLIND, id="Revisioned: unmentioned"),
+])
+def test_interchangeable_operations(model: Any, op: Operation, label: Any) -> None:
+    assert model.interchangeable(op) == label
+
+
 def test_per_key_checks_keys_independently() -> None:
     history = [
         W(1, 1, 0, 1, key="x"), W(2, 1, 0, 1, key="y"),
@@ -280,7 +333,7 @@ def generate_history(rng: random.Random, ops: int, clients: int, keys: int,
     Each client runs operations back to back with random durations; each takes effect at
     a random point inside its interval (unknown-outcome ones: maybe never), applied to a
     simulated store with a global revision counter. The second map sends the index of a
-    read to the first value of its key, which a write that returned before the read was
+    read to an older value of its key, which a write that returned before the read was
     called had already overwritten.
     """
     planned: list[tuple[float, int, str, str, float, float]] = []
@@ -304,8 +357,9 @@ def generate_history(rng: random.Random, ops: int, clients: int, keys: int,
         if kind == "read":
             history.append(Operation(c, "read", None, (cur_value, cur_rev), call, ret, key))
             older = writes.get(key, [])
-            if len(older) >= 2 and older[1][2] < call:
-                stale[id(history[-1])] = older[0][:2]
+            overwritten = [w for w, after in itertools.pairwise(older) if after[2] < call]
+            if overwritten:
+                stale[id(history[-1])] = overwritten[-1][:2]
             continue
         value = f"v{n}"
         if kind == "write":
@@ -339,15 +393,21 @@ def test_generated_histories_are_linearizable(seed: int) -> None:
     assert result.ok, result.explain()
 
 
-def test_2000_operations_5_clients_10_keys_is_fast() -> None:
-    history, stale = generate_history(random.Random(42), ops=2000, clients=5, keys=10)
+@pytest.mark.parametrize(("keys", "unknown_rate"), [
+    pytest.param(10, 0.02, id="10 keys"),
+    pytest.param(1, 0.02, id="1 key"),
+    pytest.param(1, 0.1, id="1 key, 10% unknown outcomes"),
+])
+def test_2000_operations_of_5_clients_check_fast(keys: int, unknown_rate: float) -> None:
+    history, stale = generate_history(random.Random(42), ops=2000, clients=5, keys=keys,
+                                      unknown_rate=unknown_rate)
     assert len(history) == 2000
-    assert any(op.unknown for op in history)
+    assert sum(op.unknown for op in history) >= 2000 * unknown_rate / 4  # writes only
     started = time.perf_counter()
-    result = check_per_key(history, RevisionedRegister())
+    result = check_per_key(history, RevisionedRegister.for_history(history))
     elapsed = time.perf_counter() - started
     assert result.ok, result.explain()
-    assert elapsed < 3.0, f"checking 2000 operations took {elapsed:.2f}s"
+    assert elapsed < 3.0, f"checking 2000 operations on {keys} keys took {elapsed:.2f}s"
 
     # The same history with one late read turned stale must be rejected, as quickly.
     i = max(stale)
@@ -355,8 +415,128 @@ def test_2000_operations_5_clients_10_keys_is_fast() -> None:
     broken = list(history)
     broken[i] = Operation(read.client, "read", None, stale[i], read.call, read.ret, read.key)
     started = time.perf_counter()
-    result = check_per_key(broken, RevisionedRegister())
+    result = check_per_key(broken, RevisionedRegister.for_history(broken))
     elapsed = time.perf_counter() - started
     assert not result.ok
     assert [r.key for r in result.failures] == [read.key]
-    assert elapsed < 3.0, f"rejecting 2000 operations took {elapsed:.2f}s"
+    assert result.failures[0].blocked == broken[i]
+    assert elapsed < 3.0, f"rejecting 2000 operations on {keys} keys took {elapsed:.2f}s"
+
+
+# -- the search against brute force on small histories ------------------------------------
+
+
+def brute_force_linearizable(history: list[Operation], model: Any) -> bool:
+    """Try every order: each known-outcome operation placed, unknown-outcome ones or not."""
+    ops = [op for op in history if not (op.unknown and model.read_only(op))]
+    known = frozenset(i for i, op in enumerate(ops) if not op.unknown)
+
+    def extend(placed: frozenset[int], states: frozenset[Any]) -> bool:
+        if known <= placed:
+            return True
+        for i, op in enumerate(ops):
+            if i in placed or any(j not in placed and ops[j].ret < op.call
+                                  for j in range(len(ops))):
+                continue
+            after = frozenset(s2 for s in states for s2 in model.step(s, op))
+            if after and extend(placed | {i}, after):
+                return True
+        return False
+
+    return extend(frozenset(), frozenset((model.init(),)))
+
+
+def small_register_history(rng: random.Random) -> list[Operation]:
+    """A few operations of 2-3 clients on values 1-3 (repeats allowed), outputs simulated
+    and then, half the time, one of them changed."""
+    planned: list[tuple[float, int, str, int, float]] = []
+    for c in range(rng.randint(2, 3)):
+        t = rng.randint(0, 3)
+        for _ in range(rng.randint(1, 3)):
+            call, ret = t, t + rng.randint(1, 6)
+            kind = rng.choice(["read", "write", "cas"])
+            unknown = rng.random() < 0.3
+            effect = call + rng.random() * (ret - call)
+            if unknown and kind != "read" and rng.random() < 0.4:
+                effect = math.inf
+            planned.append((effect, c, kind, call, UNKNOWN if unknown else ret))
+            t = ret + rng.randint(0, 2)
+    value: Any = None
+    history = []
+    for effect, c, kind, call, returned in sorted(planned):
+        if kind == "read":
+            history.append(Operation(c, "read", None, value, call, returned))
+        elif kind == "write":
+            v = rng.randint(1, 3)
+            if effect != math.inf:
+                value = v
+            history.append(Operation(c, "write", v, None, call, returned))
+        else:
+            expected, new = rng.choice([None, 1, 2, 3]), rng.randint(1, 3)
+            swapped = value == expected and effect != math.inf
+            if swapped:
+                value = new
+            history.append(Operation(c, "cas", (expected, new), swapped, call, returned))
+    if rng.random() < 0.5:
+        i = rng.randrange(len(history))
+        op = history[i]
+        if op.op == "read":
+            history[i] = Operation(op.client, "read", None, rng.choice([None, 1, 2, 3]),
+                                   op.call, op.ret)
+        elif op.op == "cas":
+            history[i] = Operation(op.client, "cas", op.input, not op.output, op.call, op.ret)
+    return history
+
+
+def small_revisioned_history(rng: random.Random) -> list[Operation]:
+    """A generated etcd-like history of 4-8 operations, perturbed half the time."""
+    history, _ = generate_history(rng, ops=rng.randint(4, 8), clients=rng.randint(2, 3),
+                                  keys=1, unknown_rate=0.3)
+    if rng.random() < 0.5:
+        i = rng.randrange(len(history))
+        op = history[i]
+        if op.op == "read":
+            value, rev = op.output
+            out = rng.choice([(value, rev + 1), (None, 0), ("v0", 2), (value, max(rev - 1, 0))])
+            history[i] = Operation(op.client, "read", None, out, op.call, op.ret, op.key)
+        elif op.op == "cas" and not op.unknown:
+            out = (False, None) if op.output[0] else (True, 100)
+            history[i] = Operation(op.client, "cas", op.input, out, op.call, op.ret, op.key)
+        elif op.op == "write" and not op.unknown:
+            history[i] = Operation(op.client, "write", op.input, max(op.output - 2, 0),
+                                   op.call, op.ret, op.key)
+    return history
+
+
+@pytest.mark.parametrize("make_model", [
+    pytest.param(lambda h: Register(), id="Register"),
+    pytest.param(lambda h: Register.for_history(h), id="Register.for_history"),
+])
+def test_search_agrees_with_brute_force_register(make_model: Any) -> None:
+    rng = random.Random(2024)
+    verdicts = {True: 0, False: 0}
+    for _ in range(1500):
+        history = small_register_history(rng)
+        model = make_model(history)
+        expected = brute_force_linearizable(history, model)
+        result = check_history(history, model)
+        assert result.ok is expected, (history, result.explain())
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 150, verdicts  # both verdicts well represented
+
+
+@pytest.mark.parametrize("make_model", [
+    pytest.param(lambda h: RevisionedRegister(), id="RevisionedRegister"),
+    pytest.param(lambda h: RevisionedRegister.for_history(h), id="for_history"),
+])
+def test_search_agrees_with_brute_force_revisioned(make_model: Any) -> None:
+    rng = random.Random(7)
+    verdicts = {True: 0, False: 0}
+    for _ in range(1500):
+        history = small_revisioned_history(rng)
+        model = make_model(history)
+        expected = brute_force_linearizable(history, model)
+        result = check_history(history, model)
+        assert result.ok is expected, (history, result.explain())
+        verdicts[expected] += 1
+    assert min(verdicts.values()) > 150, verdicts

@@ -1,0 +1,2 @@
+"""Navarch's Raft: a pure protocol core (``core``), its durable storage (``storage``) and
+an authenticated, encrypted peer transport (``transport``). See raftstore/README.md."""
