@@ -20,7 +20,7 @@ down:
 status: deps
 	$(PY) -m navarch status --run-dir $(RUN_DIR)
 
-test: deps
+test: deps lint
 	$(PY) -m pytest -q -p no:cacheprovider tests
 
 # Unit tests only: no clusters, no processes.
@@ -28,7 +28,7 @@ test-fast: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 lint: deps
-	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --quiet .
 	$(VENV)/bin/mypy navarch raftstore deploy
 
 bench: deps

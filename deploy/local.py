@@ -108,7 +108,8 @@ def _wait_ready(ms: list[LocalMember]) -> None:
                 tail = m.log_file.read_text(errors="replace").splitlines()[-5:]
                 raise SystemExit(f"navarch up: member {m.name} exited; its log ends:\n"
                                  + "\n".join(tail))
-        if all(stats) and len({s.leader for s in stats if s}) == 1 and stats[0].leader:
+        leaders = {s.leader for s in stats if s is not None}
+        if all(stats) and len(leaders) == 1 and 0 not in leaders:
             return
         time.sleep(0.2)
     raise SystemExit(f"navarch up: the store did not elect a leader within {START_TIMEOUT}s; "

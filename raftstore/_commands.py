@@ -61,7 +61,7 @@ class CorruptCommand(Exception):
 
 def encode(op: Op, msg: Message) -> bytes:
     """The log entry for ``msg``."""
-    payload = msg.SerializeToString()
+    payload: bytes = msg.SerializeToString()
     return _HEAD.pack(op, zlib.crc32(payload, op)) + payload
 
 

@@ -129,7 +129,7 @@ class KVService(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]
     async def _write(self, op: Op, req: Message) -> Any:
         self._check_size(req)
         applied = await self.node.propose(op, req)
-        resp = applied.result
+        resp: Any = applied.result
         fill_header(self.node, resp.header)
         return resp
 

@@ -161,11 +161,14 @@ class MVCCStore:
     def _keys_in(self, lo: bytes, hi: bytes | None, single: bool) -> Iterable[bytes]:
         if single:
             return (lo,) if lo in self._hist else ()
+        keys: Iterable[bytes]
         if hi is None:
-            return self._keys.irange(lo, None)
-        if hi <= lo:
-            return ()
-        return self._keys.irange(lo, hi, inclusive=(True, False))
+            keys = self._keys.irange(lo, None)
+        elif hi <= lo:
+            keys = ()
+        else:
+            keys = self._keys.irange(lo, hi, inclusive=(True, False))
+        return keys
 
     def live_in(self, key: bytes, range_end: bytes, rev: int = 0) -> Iterator[Rec]:
         """Records visible at ``rev`` (0: now) in etcd's [key, range_end), in key order."""
@@ -551,8 +554,8 @@ class MVCCStore:
             self.members[mid] = Member(mid, name, tuple(peers), tuple(clients))
 
 
-def _cmp(a: object, b: object) -> int:
-    return (a > b) - (a < b)  # type: ignore[operator]
+def _cmp(a: Any, b: Any) -> int:
+    return int(a > b) - int(a < b)
 
 
 def _compare_one(c: rpc_pb2.Compare, r: Rec) -> bool:

@@ -263,7 +263,7 @@ class RaftCore:
         last = self.log.last_index()
         for node in self.config.ids:
             self.prs[node] = Progress(match=0, next=last + 1, recent_active=True)
-        self.prs[self.id].match = last
+        self.prs[self.id].match = self.log.stable
         self.pending_conf_index = last  # a config entry may be uncommitted: be conservative
         self._append([Entry(0, 0, EntryKind.EMPTY)])
         self._bcast_append()
@@ -422,9 +422,9 @@ class RaftCore:
         last = self.log.last_index()
         stamped = [Entry(last + 1 + k, self.term, e.kind, e.data) for k, e in enumerate(entries)]
         self.log.append(stamped)
-        self.prs[self.id].match = self.log.last_index()
+        # the leader's own copy counts toward commitment once it is durable (advance),
+        # so that its disk write may run in parallel with replication (thesis §10.2.1)
         self.prs[self.id].next = self.log.last_index() + 1
-        self._maybe_commit()
 
     def _step_leader(self, m: Message) -> None:
         t = m.type
@@ -698,6 +698,10 @@ class RaftCore:
         if rd.entries:
             last = rd.entries[-1]
             self.log.stable_to(last.index, last.term)
+            if self.role == Role.LEADER and self.id in self.prs:
+                self.prs[self.id].match = max(self.prs[self.id].match, self.log.stable)
+                if self._maybe_commit():
+                    self._commit_dirty = True
         for e in rd.committed:
             if e.kind == EntryKind.CONFIG:
                 self._apply_config(decode_config(e.data))
