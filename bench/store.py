@@ -29,6 +29,7 @@ import math
 import os
 import platform
 import random
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,10 +40,11 @@ from typing import Any
 
 import aetcd
 
-from tests.store.cluster import BACKENDS, REPO, StoreCluster, wait_for
+from tests.store.cluster import BACKENDS, REPO, StoreCluster, free_ports, wait_for
 
 RESULTS_DIR = REPO / "bench" / "results"
 REFERENCE = "etcd"
+FLOOR = "python-grpc-floor"  # bench/grpc_floor.py: the ceiling of any Python gRPC server
 CANDIDATE = "raftstore"
 
 
@@ -394,6 +396,35 @@ def bench_backend(backend: str, cfg: BenchConfig, workdir: Path) -> dict[str, An
             "member_rss_mib": {"idle": idle, "loaded": rss}}
 
 
+def bench_floor(cfg: BenchConfig) -> dict[str, float]:
+    """Put and get throughput of ``bench.grpc_floor`` (a do-nothing Python gRPC server)."""
+    (port,) = free_ports(1)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", str(port)],
+                            cwd=REPO, stdin=subprocess.DEVNULL)
+    try:
+        endpoint = f"127.0.0.1:{port}"
+
+        async def measure() -> dict[str, float]:
+            details: dict[str, Any] = {}
+            async with client_for(endpoint) as client:
+                for _ in range(200):  # until it listens
+                    try:
+                        await client.put(b"/floor/ready", b"1")
+                        break
+                    except Exception:  # not listening yet
+                        await asyncio.sleep(0.05)
+                out = await concurrent_puts(client, cfg, b"/bench/b/", details)
+                out.update(await concurrent_gets(client, cfg, b"/bench/c/", details))
+            return out
+
+        log("python grpc floor: puts and gets, "
+            f"{cfg.concurrency} in flight, against a do-nothing grpc.aio server")
+        return asyncio.run(measure())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 # -- report --------------------------------------------------------------------------------
 
 
@@ -449,6 +480,8 @@ def render(results: dict[str, dict[str, Any]], cfg: BenchConfig,
     lines.append("ratio r/e = raftstore / etcd; 'better' says which direction is better and, "
                  "when both ran, which backend won.")
     for b, r in results.items():
+        if b == FLOOR:
+            continue
         lines.append(f"{b}: clients connected to the leader endpoint ({r['leader']}; "
                      f"RSS cluster: {r['rss_leader']})"
                      + ("  WARNING: leadership moved during the run" if r["leader_moved"]
@@ -458,6 +491,21 @@ def render(results: dict[str, dict[str, Any]], cfg: BenchConfig,
         if busy:
             lines.append(f"  note: the benchmark client was CPU-bound ({', '.join(busy)}): "
                          f"{b}'s throughput may be higher than measured")
+    floor = results.get(FLOOR, {}).get("metrics")
+    if floor:
+        lines.append("")
+        lines.append("python gRPC ceiling: a do-nothing grpc.aio server with the etcd KV API "
+                     "(bench/grpc_floor.py), same client, same run:")
+        for key, label in (("put_ops", "puts"), ("range_linearizable_ops", "linearizable gets"),
+                           ("range_serializable_ops", "serializable gets")):
+            ref = results.get(REFERENCE, {}).get("metrics", {}).get(key)
+            cand = results.get(CANDIDATE, {}).get("metrics", {}).get(key)
+            parts = [f"  {label:<17} {floor[key]:>8,.0f} ops/s"]
+            if ref:
+                parts.append(f"= {floor[key] / ref:.2f}x etcd")
+            if cand:
+                parts.append(f"raftstore reaches {cand / floor[key]:.0%} of it")
+            lines.append("  ".join(parts))
     lines.append("")
     lines.append("targets (raftstore):")
     for t in targets:
@@ -480,6 +528,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              f"{QUICK.keys} with --quick)")
     parser.add_argument("--quick", action="store_true",
                         help="small counts and 1 s phases: a smoke run of every phase")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the do-nothing Python gRPC server (the ceiling) column")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where store-<timestamp>.json goes (default bench/results)")
     args = parser.parse_args(argv)
@@ -502,6 +552,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="navarch-bench-") as tmp:
         for backend in args.backends:
             results[backend] = bench_backend(backend, cfg, Path(tmp) / backend)
+        if args.floor:
+            results[FLOOR] = {"metrics": bench_floor(cfg), "details": {}}
     targets = check_targets(results, cfg)
     print(render(results, cfg, targets))
 

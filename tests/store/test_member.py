@@ -14,6 +14,7 @@ import struct
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -240,3 +241,88 @@ def test_member_with_wrong_secret_gets_nothing(tmp_path: Path) -> None:
                 rpc_pb2_grpc.KVStub(ch).Range(rpc_pb2.RangeRequest(key=b"/secret"), timeout=3)
     finally:
         cluster.destroy()
+
+
+# ------------------------------------------------------------------ membership
+def test_member_add_then_remove(tmp_path: Path) -> None:
+    cluster = RaftstoreCluster(tmp_path)
+    cluster.start()
+    joiner: subprocess.Popen[bytes] | None = None
+    try:
+        for n in range(50):
+            put(cluster, n % 3, b"/before-join/%02d" % n, b"v")
+        client_port, peer_port = free_ports(2)
+        peer = f"127.0.0.1:{peer_port}"
+        with cluster.channel(0) as ch:
+            added = rpc_pb2_grpc.ClusterStub(ch).MemberAdd(
+                rpc_pb2.MemberAddRequest(peerURLs=[f"http://{peer}"]), timeout=20)
+        assert f"http://{peer}" in added.member.peerURLs
+        assert len(added.members) == 4
+
+        cmd = cluster.member_command(0)
+        cmd[cmd.index("--name") + 1] = "s4"
+        cmd[cmd.index("--data-dir") + 1] = str(tmp_path / "s4.data")
+        cmd[cmd.index("--listen-client") + 1] = f"127.0.0.1:{client_port}"
+        cmd[cmd.index("--listen-peer") + 1] = peer
+        cmd[cmd.index("--initial-cluster") + 1] = cluster.initial_cluster() + f",s4={peer}"
+        cmd += ["--initial-cluster-state", "existing"]
+        with open(tmp_path / "s4.log", "wb") as log:
+            joiner = subprocess.Popen(cmd, env=cluster.member_env(), stdout=log,
+                                      stderr=subprocess.STDOUT, start_new_session=True)
+
+        def joined_and_caught_up() -> bool:
+            with grpc.insecure_channel(f"127.0.0.1:{client_port}") as ch:
+                kv = rpc_pb2_grpc.KVStub(ch)
+                got = kv.Range(rpc_pb2.RangeRequest(key=b"/before-join/49", serializable=True),
+                               timeout=2)
+                return bool(got.kvs)
+        wait_for(joined_and_caught_up, 60, "the new member to catch up")
+
+        with cluster.channel(1) as ch:
+            members = rpc_pb2_grpc.ClusterStub(ch).MemberList(
+                rpc_pb2.MemberListRequest(), timeout=10).members
+        names = sorted(m.name for m in members)
+        assert names == ["s1", "s2", "s3", "s4"]
+        new_id = next(m.ID for m in members if m.name == "s4")
+
+        # the new member takes writes (forwarded to the leader) and serves them
+        with grpc.insecure_channel(f"127.0.0.1:{client_port}") as ch:
+            rpc_pb2_grpc.KVStub(ch).Put(rpc_pb2.PutRequest(key=b"/via-s4", value=b"x"),
+                                        timeout=10)
+        assert get(cluster, 2, b"/via-s4") == b"x"
+
+        with cluster.channel(0) as ch:
+            left = rpc_pb2_grpc.ClusterStub(ch).MemberRemove(
+                rpc_pb2.MemberRemoveRequest(ID=new_id), timeout=20)
+        assert sorted(m.ID for m in left.members) == sorted(
+            m.ID for m in members if m.ID != new_id)
+        put(cluster, 1, b"/after-remove", b"ok")  # three members still form a quorum
+        assert get(cluster, 0, b"/after-remove") == b"ok"
+    finally:
+        if joiner is not None:
+            joiner.kill()
+            joiner.wait(timeout=10)
+        cluster.destroy()
+
+
+def test_member_add_rejects_bad_urls(store_cluster_for_errors: RaftstoreCluster) -> None:
+    with store_cluster_for_errors.channel(0) as ch:
+        stub = rpc_pb2_grpc.ClusterStub(ch)
+        for urls in (["http://not-an-ip:1"], ["http://127.0.0.1:1", "http://127.0.0.1:2"], []):
+            with pytest.raises(grpc.RpcError) as e:
+                stub.MemberAdd(rpc_pb2.MemberAddRequest(peerURLs=urls), timeout=10)
+            assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "member URLs are invalid" in (e.value.details() or "")
+        with pytest.raises(grpc.RpcError) as e:
+            stub.MemberRemove(rpc_pb2.MemberRemoveRequest(ID=12345), timeout=10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        members = stub.MemberList(rpc_pb2.MemberListRequest(), timeout=10).members
+        assert len(members) == 3
+
+
+@pytest.fixture
+def store_cluster_for_errors(tmp_path: Path) -> Iterator[RaftstoreCluster]:
+    cluster = RaftstoreCluster(tmp_path)
+    cluster.start()
+    yield cluster
+    cluster.destroy()
