@@ -130,7 +130,13 @@ class RaftNode:
         self._synced_hs = hs
         if snap is not None:
             self._restore_snapshot(snap)
-        voters = tuple(sorted((member_id(self.token, a), a) for _, a in config.initial_cluster))
+        self._flag_peers = {member_id(self.token, a): a for _, a in config.initial_cluster}
+        # A member joining an existing cluster knows no configuration until it applies the
+        # one that added it (from the log or a snapshot): it cannot campaign before then.
+        # Starting it as a voter of --initial-cluster would let it win an election in a
+        # configuration nobody agreed to (found by the randomized core tests).
+        voters = () if config.initial_cluster_state == "existing" else tuple(
+            sorted(self._flag_peers.items()))
         ticks = max(2, round(config.election_timeout / config.heartbeat_interval))
         self.core = RaftCore(
             self.member_id, ClusterConfig(voters), hs, snap, entries,
@@ -179,8 +185,11 @@ class RaftNode:
         self.storage.close()
 
     def _update_peers(self) -> None:
-        self.transport.set_peers(
-            {i: a for i, a in self.core.config.voters if i != self.member_id})
+        """Peers we may talk to: the configuration's voters, and the members named by
+        --initial-cluster (a joiner must answer the leader before it knows the config)."""
+        peers = {**self._flag_peers, **dict(self.core.config.voters)}
+        peers.pop(self.member_id, None)
+        self.transport.set_peers(peers)
 
     # ------------------------------------------------------------------ the Ready loop
     def _schedule(self) -> None:
