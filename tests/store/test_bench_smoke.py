@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import METRICS, TARGETS
+from bench.store import FLOOR, METRICS, TARGETS
 from tests.store.cluster import REPO
 
 pytestmark = pytest.mark.slow
@@ -29,7 +29,11 @@ def test_quick_run_against_etcd_reports_every_metric(tmp_path: Path) -> None:
 
     (path,) = tmp_path.glob("store-*.json")
     report = json.loads(path.read_text())
-    assert list(report["backends"]) == ["etcd"]
+    assert list(report["backends"]) == ["etcd", FLOOR]
+    floor = report["backends"][FLOOR]["metrics"]
+    for key in ("put_ops", "range_linearizable_ops", "range_serializable_ops"):
+        assert isinstance(floor[key], float) and floor[key] > 0, (key, floor)
+    assert "python gRPC ceiling" in proc.stdout
     etcd = report["backends"]["etcd"]
     for m in METRICS:
         value = etcd["metrics"].get(m.key)
