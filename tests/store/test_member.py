@@ -278,11 +278,16 @@ def test_member_add_then_remove(tmp_path: Path) -> None:
                 return bool(got.kvs)
         wait_for(joined_and_caught_up, 60, "the new member to catch up")
 
-        with cluster.channel(1) as ch:
-            members = rpc_pb2_grpc.ClusterStub(ch).MemberList(
-                rpc_pb2.MemberListRequest(), timeout=10).members
-        names = sorted(m.name for m in members)
-        assert names == ["s1", "s2", "s3", "s4"]
+        def member_list() -> list[rpc_pb2.Member]:
+            with cluster.channel(1) as ch:
+                return list(rpc_pb2_grpc.ClusterStub(ch).MemberList(
+                    rpc_pb2.MemberListRequest(), timeout=10).members)
+
+        # MemberList is served from the member's own state (as etcd 3.4): s2 shows s4's
+        # name once it has applied s4's publish
+        members = wait_for(
+            lambda: (ms := member_list()) and sorted(m.name for m in ms) == [
+                "s1", "s2", "s3", "s4"] and ms, 30, "s4 to appear by name in MemberList")
         new_id = next(m.ID for m in members if m.name == "s4")
 
         # the new member takes writes (forwarded to the leader) and serves them
