@@ -102,6 +102,7 @@ class LeaseKeeper:
         self.node = node
         self.interval = interval
         self._pending: set[int] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak refs
 
     async def run(self) -> None:
         while True:
@@ -112,7 +113,9 @@ class LeaseKeeper:
             for lid, deadline in list(self.node.lease_deadlines.items()):
                 if deadline <= now and lid not in self._pending:
                     self._pending.add(lid)
-                    asyncio.get_running_loop().create_task(self._expire(lid))
+                    task = asyncio.get_running_loop().create_task(self._expire(lid))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
 
     async def _expire(self, lid: int) -> None:
         try:
