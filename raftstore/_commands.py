@@ -11,7 +11,6 @@ from __future__ import annotations
 import enum
 import struct
 import zlib
-from typing import Any
 
 from aetcd.rpc import rpc_pb2
 from google.protobuf.message import Message
@@ -33,7 +32,6 @@ class Op(enum.IntEnum):
     MEMBER_ADD = 11
     MEMBER_REMOVE = 12
     CLUSTER_INIT = 13
-    BATCH = 14  # several commands proposed together (group commit); applied in order
 
 
 _TYPES: dict[Op, type[Message]] = {
@@ -65,43 +63,14 @@ def encode(op: Op, msg: Message) -> bytes:
     return _HEAD.pack(op, zlib.crc32(payload, op)) + payload
 
 
-_LEN = struct.Struct("<I")
-
-
-def encode_batch(entries: list[bytes]) -> bytes:
-    """One log entry carrying several encoded commands, applied in the given order."""
-    payload = b"".join(_LEN.pack(len(e)) + e for e in entries)
-    return _HEAD.pack(Op.BATCH, zlib.crc32(payload, Op.BATCH)) + payload
-
-
-def split_batch(payload: bytes) -> list[bytes]:
-    """The commands inside a BATCH entry's payload."""
-    out, off = [], 0
-    while off < len(payload):
-        if off + _LEN.size > len(payload):
-            raise CorruptCommand("batch entry is truncated")
-        (n,) = _LEN.unpack_from(payload, off)
-        off += _LEN.size
-        if off + n > len(payload):
-            raise CorruptCommand("batch entry is truncated")
-        out.append(payload[off:off + n])
-        off += n
-    return out
-
-
-def decode(entry: bytes) -> tuple[Op, Any]:
-    """Parse a log entry; raise CorruptCommand if it is damaged.
-
-    For ``Op.BATCH`` the second item is the list of the batch's encoded commands.
-    """
+def decode(entry: bytes) -> tuple[Op, Message]:
+    """Parse a log entry; raise CorruptCommand if it is damaged."""
     if len(entry) < _HEAD.size:
         raise CorruptCommand("log entry shorter than its header")
     op_b, crc = _HEAD.unpack_from(entry)
     payload = entry[_HEAD.size:]
     if zlib.crc32(payload, op_b) != crc:  # the checksum covers the operation byte too
         raise CorruptCommand(f"log entry checksum mismatch (operation {op_b})")
-    if op_b == Op.BATCH:
-        return Op.BATCH, split_batch(payload)
     try:
         op = Op(op_b)
         msg = _TYPES[op]()

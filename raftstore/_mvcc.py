@@ -255,15 +255,10 @@ class MVCCStore:
         return len(self._keys)
 
     # ------------------------------------------------------------------ apply
-    def apply(self, command: bytes) -> Applied | list[Applied]:
-        """Apply one committed command (a list of results for a batch). Errors are
-        returned in ``result``, never raised, and a command that errs changes nothing."""
+    def apply(self, command: bytes) -> Applied:
+        """Apply one committed command. Errors are returned in ``result``, never raised,
+        and a command that errs changes nothing."""
         op, msg = decode(command)
-        if op == Op.BATCH:
-            return [self._apply_one(*decode(sub)) for sub in msg]
-        return self._apply_one(op, msg)
-
-    def _apply_one(self, op: Op, msg: Any) -> Applied:
         handler = self._handlers[op]
         try:
             return handler(self, msg)

@@ -316,17 +316,15 @@ class RaftNode:
         origin, req_id = _TAG.unpack_from(data)
         with self.store.lock:
             try:
-                result = self.store.apply(data[_TAG.size:])
+                applied = self.store.apply(data[_TAG.size:])
             except CorruptCommand as e:
                 _die("refusing to apply a damaged log entry", error=str(e))
                 return
-        for applied in result if isinstance(result, list) else [result]:
-            self._after_apply(applied)
+        self._after_apply(applied)
         if origin == self.member_id:
             pending = self._pending.pop(req_id, None)
             if pending is not None and not pending[0].done():
-                one = result[0] if isinstance(result, list) else result
-                pending[0].set_result(one)
+                pending[0].set_result(applied)
 
     def _after_apply(self, applied: Applied) -> None:
         if applied.lease_touched or applied.leases_removed:

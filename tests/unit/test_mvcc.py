@@ -2,7 +2,7 @@
 
 Part 1 drives ``MVCCStore.apply`` with tables of commands and checks etcd's revision
 semantics: create/mod revision and version, txns sharing one revision, exact rollback of
-a failed txn, compaction, leases, batches. Part 2 is a property test: random command
+a failed txn, compaction, leases. Part 2 is a property test: random command
 sequences go to the store and to ``Model``, a deliberately naive reference (a dict of
 current values and a full copy of it per revision), and to a store restored from a
 snapshot; all three must answer every read and every further command identically.
@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from raftstore import _errors as err
-from raftstore._commands import CorruptCommand, Op, decode, encode, encode_batch
+from raftstore._commands import CorruptCommand, Op, decode, encode
 from raftstore._kv import check_put, check_txn
 from raftstore._mvcc import MAX_LEASE_TTL, Applied, MVCCStore
 
@@ -521,37 +521,6 @@ def test_changes_since_returns_whole_revisions(start: int, limit: int, revs: lis
     assert ([c.rec.mod for c in chs], got_next) == (revs, nxt)
 
 
-# ---------------------------------------------------------------- batches
-def test_batch_applies_each_command_in_order_with_its_own_revision() -> None:
-    store = MVCCStore()
-    cmds = [put(b"a", b"1"), grant(5), put(b"a", b"2", lease=5), delete(b"zz"),
-            put(b"b", lease=6), txn(success=[put(b"c"), put(b"d")]), revoke(5)]
-    got = store.apply(encode_batch([entry(c) for c in cmds]))
-    assert isinstance(got, list)
-    assert [outcome(a) for a in got] == [
-        (2, 1, None), (2, 0, None), (3, 1, None), (3, 0, None),
-        (3, 0, err.LEASE_NOT_FOUND), (4, 2, None), (5, 1, None)]
-    assert current(store) == {b"c": (4, 4, 1, b"v", 0), b"d": (4, 4, 1, b"v", 0)}
-    assert got[6].leases_removed == (5,)
-
-
-def test_batch_gives_the_same_state_as_its_commands_one_by_one() -> None:
-    cmds: list[Message] = [grant(1), put(b"a", lease=1), put(b"b"), delete(b"a"),
-                           txn([version_is(b"b", 1)], [put(b"b", b"2")]), compact(3)]
-    one_by_one, batched = MVCCStore(), MVCCStore()
-    singles = [outcome(a) for a in apply_all(one_by_one, cmds)]
-    batch = batched.apply(encode_batch([entry(c) for c in cmds]))
-    assert isinstance(batch, list)
-    assert [outcome(a) for a in batch] == singles
-    assert full_view(batched) == full_view(one_by_one)
-
-
-def test_empty_batch_returns_an_empty_list() -> None:
-    store = MVCCStore()
-    assert store.apply(encode_batch([])) == []
-    assert store.revision == 1
-
-
 # ==================================================================== part 2: the model
 @dataclass(frozen=True)
 class KV:
@@ -881,11 +850,6 @@ class LeaseCmd:
 
 
 @dataclass(frozen=True)
-class BatchCmd:
-    commands: tuple[Any, ...]
-
-
-@dataclass(frozen=True)
 class SnapshotCmd:
     """Restore the twin from a pickled snapshot of the store (or of the twin itself)."""
 
@@ -931,8 +895,6 @@ single_cmds = st.one_of(put_cmds(), put_cmds(), put_cmds(), delete_cmds,
                         txn_cmds(1), txn_cmds(1), txn_cmds(1),
                         st.builds(CompactCmd, st.integers(-1, 3)), lease_cmds, lease_cmds)
 commands = st.one_of(single_cmds, single_cmds, single_cmds,
-                     st.builds(BatchCmd, st.lists(single_cmds, min_size=1, max_size=4)
-                               .map(tuple)),
                      st.builds(SnapshotCmd, st.booleans()))
 
 
@@ -987,20 +949,13 @@ def snapshot_copy(store: MVCCStore) -> MVCCStore:
 
 def step(store: MVCCStore, model: Model, twin: MVCCStore | None, cmd: Any) -> None:
     """Apply ``cmd`` to all three and demand identical answers."""
-    if isinstance(cmd, BatchCmd):
-        built = [b for b in (build(c, model.rev) for c in cmd.commands) if b is not None]
-        raw = encode_batch([encode(op, msg) for op, msg in built])
-        want = [model.apply(op, msg) for op, msg in built]
-    else:
-        one = build(cmd, model.rev)
-        if one is None:
-            return
-        raw = encode(*one)
-        want = model.apply(*one)
+    one = build(cmd, model.rev)
+    if one is None:
+        return
+    raw = encode(*one)
+    want = model.apply(*one)
     for s in (store, twin) if twin is not None else (store,):
-        got = s.apply(raw)
-        assert (([store_outcome(a) for a in got] if isinstance(got, list)
-                 else store_outcome(got)) == want), cmd
+        assert store_outcome(s.apply(raw)) == want, cmd
 
 
 def _put(key: bytes, lease: int = 0) -> PutCmd:
@@ -1061,17 +1016,10 @@ def test_encode_decode_round_trip(op: Op, msg: Message) -> None:
     assert decode(encode(op, msg)) == (op, msg)
 
 
-def test_batch_round_trip() -> None:
-    entries = [encode(op, msg) for op, msg in SAMPLES]
-    assert decode(encode_batch(entries)) == (Op.BATCH, entries)
-    assert decode(encode_batch([])) == (Op.BATCH, [])
-
-
 SAMPLE_ENTRY = encode(Op.PUT, put(b"key", b"value", 3))
-SAMPLE_BATCH = encode_batch([encode(Op.PUT, put(b"a")), encode(Op.LEASE_REVOKE, revoke(1))])
 
 
-FLIPS = [(name, raw, pos) for name, raw in (("put", SAMPLE_ENTRY), ("batch", SAMPLE_BATCH))
+FLIPS = [(name, raw, pos) for name, raw in (("put", SAMPLE_ENTRY),)
          for pos in range(len(raw))]
 
 
@@ -1099,7 +1047,7 @@ def test_a_flipped_bit_in_the_operation_byte_is_corrupt() -> None:
         decode(bytes([good[0] ^ 1]) + good[1:])
 
 
-@pytest.mark.parametrize("entry_bytes", [SAMPLE_ENTRY, SAMPLE_BATCH], ids=["put", "batch"])
+@pytest.mark.parametrize("entry_bytes", [SAMPLE_ENTRY], ids=["put"])
 @pytest.mark.parametrize("cut", [0, 1, 4, 5, 6, 9, 12])
 def test_a_truncated_entry_is_corrupt(entry_bytes: bytes, cut: int) -> None:
     with pytest.raises(CorruptCommand):
@@ -1109,22 +1057,6 @@ def test_a_truncated_entry_is_corrupt(entry_bytes: bytes, cut: int) -> None:
 def with_crc(op: int, payload: bytes) -> bytes:
     """An entry whose checksum is right for a damaged payload (a writer's bug, not rot)."""
     return struct.pack("<BI", op, zlib.crc32(payload, op)) + payload
-
-
-BATCH_PAYLOAD = SAMPLE_BATCH[5:]
-INNER = len(encode(Op.PUT, put(b"a")))  # the first inner entry's length
-
-
-@pytest.mark.parametrize("cut", [4 + 1, 4 + INNER - 1, 4 + INNER + 4 + 1, len(BATCH_PAYLOAD) - 1])
-def test_a_batch_cut_inside_an_entry_is_corrupt(cut: int) -> None:
-    with pytest.raises(CorruptCommand):
-        decode(with_crc(Op.BATCH, BATCH_PAYLOAD[:cut]))
-
-
-@pytest.mark.parametrize("cut", [1, 3, 4 + INNER + 2])
-def test_a_batch_cut_inside_a_length_prefix_is_corrupt(cut: int) -> None:
-    with pytest.raises(CorruptCommand):
-        decode(with_crc(Op.BATCH, BATCH_PAYLOAD[:cut]))
 
 
 @pytest.mark.parametrize("raw", [
