@@ -68,8 +68,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):  # type: ignore[misc]
         self.store = node.store
 
     def members(self) -> list[rpc_pb2.Member]:
-        with self.store.lock:
-            table = dict(self.store.members)
+        table = dict(self.store.members)
         out = {m.id: m.to_pb() for m in table.values()}
         for addr in self.node.raft_nodes():
             mid = member_id(self.node.token, addr)

@@ -51,12 +51,10 @@ LEASE_TTL_TOO_LARGE = _e(_C.OUT_OF_RANGE, "etcdserver: too large lease TTL")
 NO_LEADER = _e(_C.UNAVAILABLE, "etcdserver: no leader")
 LEADER_CHANGED = _e(_C.UNAVAILABLE, "etcdserver: leader changed")
 TIMEOUT = _e(_C.UNAVAILABLE, "etcdserver: request timed out")
-TOO_MANY_REQUESTS = _e(_C.RESOURCE_EXHAUSTED, "etcdserver: too many requests")
 STOPPING = _e(_C.UNAVAILABLE, "etcdserver: server stopped")
 MEMBER_NOT_FOUND = _e(_C.NOT_FOUND, "etcdserver: member not found")
 PEER_URL_EXISTS = _e(_C.FAILED_PRECONDITION, "etcdserver: Peer URLs already exists")
 MEMBER_BAD_URLS = _e(_C.INVALID_ARGUMENT, "etcdserver: given member URLs are invalid")
-UNHEALTHY = _e(_C.UNAVAILABLE, "etcdserver: unhealthy cluster")
 
 
 def unimplemented(service: str, method: str) -> StoreError:

@@ -138,8 +138,7 @@ class KVService(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]
         check_range(request)
         if not request.serializable:
             await self.node.read_barrier()
-        with self.store.lock:
-            resp = self.store.range(request)
+        resp = self.store.range(request)
         fill_header(self.node, resp.header)
         return resp
 
@@ -169,8 +168,7 @@ class KVService(rpc_pb2_grpc.KVServicer):  # type: ignore[misc]
         self._check_size(request)
         if not _serializable(request):
             await self.node.read_barrier()
-        with self.store.lock:
-            resp = self.store.read_txn(request)
+        resp = self.store.read_txn(request)
         fill_header(self.node, resp.header)
         return resp
 

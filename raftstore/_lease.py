@@ -38,9 +38,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):  # type: ignore[misc]
             raise err.LEASE_TTL_TOO_LARGE
         req = rpc_pb2.LeaseGrantRequest(ID=request.ID, TTL=max(request.TTL, self.min_ttl))
         if req.ID == 0:
-            with self.store.lock:
-                while req.ID == 0 or req.ID in self.store.leases:
-                    req.ID = secrets.randbits(63)
+            while req.ID == 0 or req.ID in self.store.leases:
+                req.ID = secrets.randbits(63)
         applied = await self.node.propose(Op.LEASE_GRANT, req)
         resp: rpc_pb2.LeaseGrantResponse = applied.result
         fill_header(self.node, resp.header)
@@ -70,16 +69,15 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):  # type: ignore[misc]
     async def LeaseTimeToLive(self, request: rpc_pb2.LeaseTimeToLiveRequest,
                               context: Any) -> rpc_pb2.LeaseTimeToLiveResponse:
         await self.node.read_barrier()
-        with self.store.lock:
-            lease = self.store.leases.get(request.ID)
-            resp = rpc_pb2.LeaseTimeToLiveResponse(ID=request.ID, TTL=-1)
-            if lease is not None:
-                deadline = self.node.lease_deadlines.get(lease.id, time.monotonic() + lease.ttl)
-                resp.TTL = max(0, int(deadline - time.monotonic()))
-                resp.grantedTTL = lease.ttl
-                if request.keys:
-                    resp.keys.extend(sorted(lease.keys))
-            resp.header.revision = self.store.revision
+        lease = self.store.leases.get(request.ID)
+        resp = rpc_pb2.LeaseTimeToLiveResponse(ID=request.ID, TTL=-1)
+        if lease is not None:
+            deadline = self.node.lease_deadlines.get(lease.id, time.monotonic() + lease.ttl)
+            resp.TTL = max(0, int(deadline - time.monotonic()))
+            resp.grantedTTL = lease.ttl
+            if request.keys:
+                resp.keys.extend(sorted(lease.keys))
+        resp.header.revision = self.store.revision
         fill_header(self.node, resp.header)
         return resp
 
@@ -87,10 +85,9 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):  # type: ignore[misc]
     async def LeaseLeases(self, request: rpc_pb2.LeaseLeasesRequest,
                           context: Any) -> rpc_pb2.LeaseLeasesResponse:
         await self.node.read_barrier()
-        with self.store.lock:
-            resp = rpc_pb2.LeaseLeasesResponse(
-                leases=[rpc_pb2.LeaseStatus(ID=i) for i in sorted(self.store.leases)])
-            resp.header.revision = self.store.revision
+        resp = rpc_pb2.LeaseLeasesResponse(
+            leases=[rpc_pb2.LeaseStatus(ID=i) for i in sorted(self.store.leases)])
+        resp.header.revision = self.store.revision
         fill_header(self.node, resp.header)
         return resp
 

@@ -4,8 +4,8 @@ Every member applies the same commands in the same order (from the Raft log), so
 ``apply`` must be deterministic: it reads only the command and the current state,
 never the clock or randomness. Reads (``range``, ``events_since``) never change state.
 
-Contract on threads: ``apply``/``restore`` run on the Raft thread; reads run on the
-asyncio thread. Callers hold ``lock`` around every call (see ``_node.py``).
+Not thread-safe: one thread (the member's event loop, see ``_node.py``) applies and
+reads. A read never awaits halfway, so it always sees one revision.
 
 Revisions follow etcd: the store starts at revision 1; each write command that changes
 something takes the next revision, shared by all changes of one txn; a key's
@@ -14,7 +14,6 @@ something takes the next revision, shared by all changes of one txn; a key's
 
 from __future__ import annotations
 
-import threading
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -127,10 +126,9 @@ def range_end_of(key: bytes, range_end: bytes) -> tuple[bytes, bytes | None]:
 
 
 class MVCCStore:
-    """The state machine. Not thread-safe by itself: callers hold ``self.lock``."""
+    """The state machine. Not thread-safe: used from one event loop."""
 
     def __init__(self) -> None:
-        self.lock = threading.RLock()
         self._reset()
 
     def _reset(self) -> None:
@@ -142,7 +140,6 @@ class MVCCStore:
         self.leases: dict[int, Lease] = {}
         self.members: dict[int, Member] = {}
         self.cluster_id = 0
-        self.applied_bytes = 0
 
     # ------------------------------------------------------------------ reads
     def _visible(self, key: bytes, rev: int) -> Rec | None:

@@ -7,9 +7,10 @@ Flow of a write::
       --> MVCCStore.apply --> the proposer's future (matched by origin + request id),
           WatchHub.publish (in log order)
 
-Everything runs on one thread, the event loop: there are no locks between Raft and the
-state machine, and each step of the Ready loop is synchronous. ``store.lock`` is still
-taken around store access so that the services' habits stay correct if that changes.
+Everything runs on one thread, the event loop: Raft, the state machine and the
+services share state without locks, and each step of the Ready loop is synchronous.
+The one storage thread runs ``RaftStorage`` calls and encodes snapshots from a copy
+taken on the loop; it never touches the store.
 
 Entries carry ``origin member id (u64) | request id (u64) | command``: every member
 applies every entry, and the member that proposed it answers its client.
@@ -85,7 +86,6 @@ class RaftStatus:
     """A moment's view of this member's Raft state."""
 
     term: int
-    leader: str | None
     is_leader: bool
     commit_index: int
     applied_index: int
@@ -314,12 +314,11 @@ class RaftNode:
         if len(data) < _TAG.size:
             _die("refusing to apply a damaged log entry: no request tag")
         origin, req_id = _TAG.unpack_from(data)
-        with self.store.lock:
-            try:
-                applied = self.store.apply(data[_TAG.size:])
-            except CorruptCommand as e:
-                _die("refusing to apply a damaged log entry", error=str(e))
-                return
+        try:
+            applied = self.store.apply(data[_TAG.size:])
+        except CorruptCommand as e:
+            _die("refusing to apply a damaged log entry", error=str(e))
+            return
         self._after_apply(applied)
         if origin == self.member_id:
             pending = self._pending.pop(req_id, None)
@@ -346,8 +345,7 @@ class RaftNode:
         index = log_.applied
         term = log_.term(index)
         assert term is not None
-        with self.store.lock:
-            state = self.store.snapshot_state()
+        state = self.store.snapshot_state()
         snap_meta = SnapshotMeta(index, term, self.core.config)
         self._snapshotting = True
 
@@ -373,8 +371,7 @@ class RaftNode:
         try:
             state = msgpack.unpackb(snap.data, raw=False, use_list=False,
                                     max_bin_len=len(snap.data))
-            with self.store.lock:
-                self.store.restore_state(state)
+            self.store.restore_state(state)
         except (ValueError, TypeError, msgpack.UnpackException) as e:
             _die("refusing to load a damaged snapshot", error=str(e), index=snap.meta.index)
         now = time.monotonic()
@@ -489,7 +486,6 @@ class RaftNode:
         c = self.core
         return RaftStatus(
             term=c.term,
-            leader=c.config.address(c.leader) if c.leader else None,
             is_leader=c.role == Role.LEADER,
             commit_index=c.log.committed,
             applied_index=c.log.applied,

@@ -33,8 +33,8 @@ GRPC_OVERHEAD_BYTES = 512 * 1024  # as etcd: room for gRPC framing above max-req
 def run_store(config: StoreConfig) -> int:
     """Run one member until SIGTERM/SIGINT. Returns the process exit code."""
     try:
+        _check_bindable(config)  # first: a refused start leaves nothing on disk
         datadir, new = prepare(config)
-        _check_bindable(config)
     except DataDirError as e:
         log.error("cannot start: data dir unusable", error=str(e))
         print(f"navarch store: {e}", file=sys.stderr)
@@ -132,9 +132,8 @@ async def _publish_self(node: RaftNode, config: StoreConfig) -> None:
     me = Member(node.member_id, config.name, (url(config.peer_address),), (url(f"{ch}:{cp}"),))
     interval = max(0.2, config.election_timeout / 2)
     while True:
-        with node.store.lock:
-            have_cluster = bool(node.store.cluster_id)
-            published = node.store.members.get(node.member_id) == me
+        have_cluster = bool(node.store.cluster_id)
+        published = node.store.members.get(node.member_id) == me
         if have_cluster and published:
             return
         try:

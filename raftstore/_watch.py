@@ -1,14 +1,12 @@
 """etcd v3 Watch service: many watchers per stream, history catch-up, live fan-out.
 
-Everything here runs on the asyncio thread. The Raft side calls ``WatchHub.publish``
-(through ``call_soon_threadsafe``) once per applied revision, in order.
+Everything here runs on the event loop. The Raft node calls ``WatchHub.publish`` once
+per applied revision, in order.
 
 A watcher is *unsynced* while it replays history from ``next_rev`` and *synced* once
-it has caught up; only synced watchers get live events. Catch-up reads history under
-the store lock and joins the synced set in the same step as its last read, with no
-await in between, so that no revision is skipped or sent twice: publishes of
-revisions it already read are still queued behind it and are dropped by the
-``rev < next_rev`` check.
+it has caught up; only synced watchers get live events. Catch-up joins the synced set in
+the same step as its last history read, with no await in between, so that no revision
+is skipped or sent twice.
 """
 
 from __future__ import annotations
@@ -149,9 +147,8 @@ class WatchStream:
             self.out.put_nowait(None)
 
     def create(self, req: rpc_pb2.WatchCreateRequest) -> None:
-        with self.store.lock:
-            cur = self.store.revision
-            compact = self.store.compact_revision
+        cur = self.store.revision
+        compact = self.store.compact_revision
         wid = req.watch_id
         error = ""
         if req.range_end and req.range_end != b"\0" and req.key >= req.range_end:
@@ -189,13 +186,12 @@ class WatchStream:
             if self.out.qsize() > OUT_QUEUE_HIGH:  # let the client read before more history
                 self._drained.clear()
                 await self._drained.wait()
-            with self.store.lock:
-                compact = self.store.compact_revision
-                if w.next_rev < compact:
-                    self._cancel_compacted(w, compact)
-                    return
-                changes, nxt = self.store.changes_since(w.next_rev, CATCH_UP_BATCH)
-                cur = self.store.revision
+            compact = self.store.compact_revision
+            if w.next_rev < compact:
+                self._cancel_compacted(w, compact)
+                return
+            changes, nxt = self.store.changes_since(w.next_rev, CATCH_UP_BATCH)
+            cur = self.store.revision
             evs = w.events(changes)
             w.next_rev = nxt
             if evs:
@@ -233,17 +229,13 @@ class WatchStream:
     def progress_now(self) -> None:
         """Answer a WatchProgressRequest: the current revision, for every watcher (id -1)."""
         resp = rpc_pb2.WatchResponse(watch_id=PROGRESS_WATCH_ID)
-        resp.header.revision = self._synced_revision()
+        resp.header.revision = self.store.revision
         self.send(resp)
-
-    def _synced_revision(self) -> int:
-        with self.store.lock:
-            return self.store.revision
 
     async def _progress_loop(self) -> None:
         while not self._closed:
             await asyncio.sleep(self._progress_interval)
-            rev = self._synced_revision()
+            rev = self.store.revision
             for w in list(self.watchers.values()):
                 if w.progress and w.synced and not w.sent_since_tick and w.next_rev > rev:
                     resp = rpc_pb2.WatchResponse(watch_id=w.id)

@@ -84,6 +84,7 @@ def test_listen_address_in_use_is_named(tmp_path: Path) -> None:
                            "--listen-peer", f"127.0.0.1:{peer}")
     assert result.returncode == 1
     assert "--listen-client" in result.stderr and str(port) in result.stderr
+    assert not (tmp_path / "d").exists(), "a refused start must not create the data dir"
 
 
 # ------------------------------------------------------------------ data directories
