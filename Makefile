@@ -6,13 +6,17 @@ PY := $(VENV)/bin/python
 RUN_DIR ?= $(CURDIR)/.run
 export VENV
 
-.PHONY: deps up down status test test-fast lint bench clean
+.PHONY: deps proto up down status test test-fast lint bench clean
 
 deps:
 	@./deploy/bootstrap.sh
 
+# Regenerate navarch/v1 (protobuf + gRPC modules, stubs, descriptors) from proto/.
+proto: deps
+	$(PY) proto/generate.py
+
 up: deps
-	$(PY) -m navarch up --run-dir $(RUN_DIR)
+	$(PY) -m navarch up --run-dir $(RUN_DIR) --example examples/guestbook
 
 down:
 	@if [[ -x $(PY) ]]; then $(PY) -m navarch down --run-dir $(RUN_DIR); fi
@@ -28,11 +32,15 @@ test-fast: deps
 	$(PY) -m pytest -q -p no:cacheprovider tests/unit
 
 lint: deps
+	$(PY) proto/generate.py --check
 	$(VENV)/bin/ruff check --quiet .
-	$(VENV)/bin/mypy navarch raftstore deploy
+	$(VENV)/bin/mypy navarch raftstore services deploy
 
 bench: deps
 	$(PY) -m bench.store
+
+bench-api: deps
+	$(PY) -m bench.api
 
 clean: down
 	rm -rf $(RUN_DIR) build *.egg-info

@@ -1,20 +1,27 @@
 """``navarch up`` / ``down`` / ``status``: a local cluster on this machine.
 
-For now the cluster is the store: three ``navarch store`` members on loopback, with
-data, logs and pids under ``--run-dir`` (default ``.run``)::
+For now the cluster is the control plane's storage and API: three ``navarch store``
+members and one ``navarch apiserver`` on loopback, with data, logs and pids under
+``--run-dir`` (default ``.run``)::
 
     .run/store/peer-secret
     .run/store/s1/{data/,member.log,member.pid}   client 127.0.0.1:12379, peer :12380
     .run/store/s2/...                              client 127.0.0.1:22379, peer :22380
     .run/store/s3/...                              client 127.0.0.1:32379, peer :32380
+    .run/apiserver/{apiserver.log,apiserver.pid}  gRPC 127.0.0.1:6443
+    .run/config.json                              {"server": "127.0.0.1:6443"}
 
-``up`` is idempotent (members already running are left alone); ``down`` stops the
-members and keeps their data, so the next ``up`` resumes the same cluster.
+``up`` also writes ~/.navarch/config.json (unless $NAVARCH_CONFIG names another file), so
+that ``navctl`` finds the cluster without flags, and applies ``examples/`` manifests
+given with ``--example``. ``up`` is idempotent (what runs is left alone); ``down`` stops
+everything and keeps the data, so the next ``up`` resumes the same cluster.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import secrets
 import shutil
@@ -30,6 +37,7 @@ from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
 MEMBERS = (("s1", 12379, 12380), ("s2", 22379, 22380), ("s3", 32379, 32380))
 HOST = "127.0.0.1"
+API_PORT = 6443
 START_TIMEOUT = 60.0
 
 
@@ -125,6 +133,92 @@ def _etcdctl(run_dir: Path, *args: str) -> None:
                    check=False, timeout=30)
 
 
+def _pid_of(pid_file: Path, marker: bytes) -> int | None:
+    try:
+        pid = int(pid_file.read_text())
+        os.kill(pid, 0)
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if marker in cmdline else None
+
+
+def _api_dir(run_dir: Path) -> Path:
+    return run_dir / "apiserver"
+
+
+def _api_pid(run_dir: Path) -> int | None:
+    return _pid_of(_api_dir(run_dir) / "apiserver.pid", b"apiserver")
+
+
+def _api_serving(address: str) -> bool:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    try:
+        with grpc.insecure_channel(address) as ch:
+            reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(),
+                                                         timeout=1.0)
+    except grpc.RpcError:
+        return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+def _start_apiserver(run_dir: Path) -> None:
+    root = _api_dir(run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    address = f"{HOST}:{API_PORT}"
+    pid = _api_pid(run_dir)
+    if pid is not None:
+        print(f"apiserver already running (pid {pid})")
+    else:
+        print(f"starting apiserver ({address})")
+        cmd = [sys.executable, "-m", "navarch", "--log-format", "json", "apiserver",
+               "--store-endpoints", endpoints(run_dir), "--listen", address]
+        with open(root / "apiserver.log", "ab") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        (root / "apiserver.pid").write_text(str(proc.pid))
+    deadline = time.monotonic() + START_TIMEOUT
+    while not _api_serving(address):
+        if _api_pid(run_dir) is None:
+            tail = (root / "apiserver.log").read_text(errors="replace").splitlines()[-8:]
+            raise SystemExit("navarch up: the apiserver exited; its log ends:\n" + "\n".join(tail))
+        if time.monotonic() > deadline:
+            raise SystemExit(f"navarch up: the apiserver did not serve within {START_TIMEOUT}s; "
+                             f"see {root / 'apiserver.log'}")
+        time.sleep(0.2)
+
+
+def _write_config(run_dir: Path) -> Path:
+    body = json.dumps({"server": f"{HOST}:{API_PORT}"}, indent=2) + "\n"
+    (run_dir / "config.json").write_text(body)
+    target = Path(os.environ.get("NAVARCH_CONFIG", Path.home() / ".navarch" / "config.json"))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(body)
+    return target
+
+
+def _stop_pid(pid: int, what: str) -> None:
+    print(f"stopping {what} (pid {pid})")
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return
+        time.sleep(0.1)
+    with contextlib.suppress(OSError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _apply_examples(paths: list[str]) -> None:
+    for path in paths:
+        print(f"\n$ navctl apply -f {path}")
+        subprocess.run([sys.executable, "-m", "navarch._navctl", "--server",
+                        f"{HOST}:{API_PORT}", "apply", "-f", path], check=False, timeout=60)
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     """Start whatever members are not running, wait for a leader, show the cluster."""
     run_dir = Path(args.run_dir).resolve()
@@ -148,7 +242,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     _etcdctl(run_dir, "member", "list", "-w", "table")
     print("Endpoint status:")
     _etcdctl(run_dir, "endpoint", "status", "-w", "table")
-    print(f"Use it: ETCDCTL_API=3 etcdctl --endpoints={endpoints(run_dir)} put hello world")
+    _start_apiserver(run_dir)
+    config = _write_config(run_dir)
+    print(f"\nThe apiserver serves on {HOST}:{API_PORT} (navctl finds it through {config}).")
+    _apply_examples(list(getattr(args, "example", None) or []))
+    print("\nUse it:  .venv/bin/navctl get namespaces   (or: navctl get all -A)")
     print("Stop it: make down")
     return 0
 
@@ -156,17 +254,15 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     """Stop every member (SIGTERM, then SIGKILL after 10 s). Data is kept."""
     run_dir = Path(args.run_dir).resolve()
+    api = _api_pid(run_dir)
+    if api is not None:
+        _stop_pid(api, "apiserver")
+        (_api_dir(run_dir) / "apiserver.pid").unlink(missing_ok=True)
     for m in members(run_dir):
         pid = m.pid()
         if pid is None:
             continue
-        print(f"stopping store member {m.name} (pid {pid})")
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 10
-        while m.pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if m.pid() is not None:
-            os.kill(pid, signal.SIGKILL)
+        _stop_pid(pid, f"store member {m.name}")
         m.pid_file.unlink(missing_ok=True)
     return 0
 
@@ -176,6 +272,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).resolve()
     running = [m.name for m in members(run_dir) if m.pid() is not None]
     print(f"running members: {', '.join(running) or 'none'}")
+    api = _api_pid(run_dir)
+    print(f"apiserver: {f'running (pid {api}) on {HOST}:{API_PORT}' if api else 'not running'}")
     if running:
         _etcdctl(run_dir, "member", "list", "-w", "table")
         _etcdctl(run_dir, "endpoint", "status", "-w", "table")

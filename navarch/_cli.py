@@ -34,6 +34,31 @@ def _run_store(args: argparse.Namespace) -> int:
     return run_store(config)
 
 
+def _add_apiserver(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.apiserver.config import add_arguments
+
+    p = sub.add_parser(
+        "apiserver",
+        help="run an API server: the only door to the store",
+        description="Serve the navarch.v1 Resources and Discovery gRPC services over a store "
+        "that speaks the etcd v3 API (raftstore or etcd).",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_apiserver)
+
+
+def _run_apiserver(args: argparse.Namespace) -> int:
+    from services.apiserver.config import ApiServerConfig, ConfigError
+    from services.apiserver.server import run
+
+    try:
+        config = ApiServerConfig.from_args(args)
+    except ConfigError as e:
+        print(f"navarch apiserver: {e}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
 def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from deploy import local
 
@@ -44,6 +69,10 @@ def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--run-dir", default=".run", help="where pids, logs and data live")
+        if name == "up":
+            p.add_argument("--example", action="append", metavar="PATH",
+                           help="a manifest file or directory to apply once the cluster is up "
+                           "(repeatable)")
         p.set_defaults(func=func)
 
 
@@ -57,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_store(sub)
+    _add_apiserver(sub)
     _add_local(sub)
     return parser
 

@@ -1,0 +1,249 @@
+"""navctl: Navarch's kubectl.
+
+    navctl apply -f web.yaml                      # create or update, idempotent
+    navctl get deploy,svc -o wide                 # tables as kubectl prints them
+    navctl describe pod web-7d4b9                 # sections, then the object's events
+    navctl scale deploy/web --replicas=3
+    navctl delete -f web.yaml                     # and wait until the objects are gone
+
+Commands, flags, table columns and messages follow kubectl's, so that people who know
+kubectl know navctl. The server comes from ``--server``, else $NAVARCH_SERVER, else the
+config file that ``navarch up`` writes (see ``navarch.resolve_server``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TextIO
+
+from navarch._codec import FieldError
+from navarch._errors import ApiError
+from navarch._kinds import UnknownKind, resource
+from navarch._labels import SelectorError
+from navarch._manifests import ManifestError
+from navarch._navctl.apply import apply_manifests, create_manifests, read_manifests
+from navarch._navctl.commands import (
+    run_api_resources,
+    run_create_namespace,
+    run_describe,
+    run_scale,
+    run_version,
+)
+from navarch._navctl.context import DEFAULT_TIMEOUT, Context, parse_duration
+from navarch._navctl.delete import run_delete
+from navarch._navctl.errors import NavctlError, error_message
+from navarch._navctl.explain import ExplainError, explain
+from navarch._navctl.get import add_get_arguments, run_get
+from navarch._navctl.label import run_metadata
+
+__all__ = ["build_parser", "main", "run"]
+
+Command = Callable[[Context, argparse.Namespace], Awaitable[None]]
+_DRY_RUN = ("none", "client", "server")
+
+
+def _bool(text: str) -> bool:
+    value = text.lower()
+    if value in ("true", "1", "yes"):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {text!r}: use true or false")
+
+
+def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    """The global flags, accepted before and after the command (as kubectl accepts them).
+    On subcommands their defaults are suppressed so they do not override the main ones."""
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+    parser.add_argument("--server", "-s", default=default(None), metavar="HOST:PORT",
+                        help="the API server (default: $NAVARCH_SERVER, else the config file)")
+    parser.add_argument("-n", "--namespace", default=default(None),
+                        help='the namespace (default "default")')
+    parser.add_argument("--request-timeout", default=default("0"), metavar="DURATION",
+                        help="how long to wait for one request (e.g. 30s); 0 for the "
+                             "default; also ends --watch")
+
+
+def _dry_run_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--dry-run", nargs="?", const="client", default="none",
+                        choices=_DRY_RUN, help="none, client (send nothing) or server "
+                                               "(validate on the server, store nothing)")
+
+
+def _files_flags(parser: argparse.ArgumentParser, required: bool = False) -> None:
+    parser.add_argument("-f", "--filename", action="append", default=[], required=required,
+                        help="a manifest file, a directory of them, or - for stdin")
+    parser.add_argument("-R", "--recursive", action="store_true",
+                        help="read the directories of -f recursively")
+
+
+def _apply(ctx: Context, args: argparse.Namespace) -> Awaitable[None]:
+    return apply_manifests(ctx, read_manifests(args.filename, args.recursive), args.dry_run)
+
+
+async def _create(ctx: Context, args: argparse.Namespace) -> None:
+    if getattr(args, "create_command", None) == "namespace":
+        await run_create_namespace(ctx, args)
+        return
+    await create_manifests(ctx, read_manifests(args.filename, args.recursive),
+                           save_config=args.save_config, dry_run=args.dry_run)
+
+
+async def _explain(ctx: Context, args: argparse.Namespace) -> None:
+    parts = args.target.split(".")
+    # the longest prefix naming a resource wins: "deployments.apps.spec" is apps' spec
+    for end in range(len(parts), 1, -1):
+        try:
+            kind = resource(".".join(parts[:end]))
+        except UnknownKind:
+            continue
+        break
+    else:
+        kind, end = resource(parts[0]), 1
+    ctx.print(*explain(kind, parts[end:], recursive=args.recursive))
+
+
+def _label(ctx: Context, args: argparse.Namespace) -> Awaitable[None]:
+    return run_metadata(ctx, args, "label")
+
+
+def _annotate(ctx: Context, args: argparse.Namespace) -> Awaitable[None]:
+    return run_metadata(ctx, args, "annotation")
+
+
+def _command(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str,
+             run: Command, help_text: str) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help_text, description=help_text)
+    _global_flags(parser, suppress=True)
+    parser.set_defaults(run=run)
+    return parser
+
+
+def _add_apply_create(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _command(sub, "apply", _apply, "Create or update objects from manifests "
+                                       "(client-side apply, idempotent)")
+    _files_flags(p)
+    _dry_run_flag(p)
+    p = _command(sub, "create", _create, "Create objects from manifests")
+    _files_flags(p)
+    _dry_run_flag(p)
+    p.add_argument("--save-config", action="store_true",
+                   help="record the manifest for later `navctl apply`")
+    create_sub = p.add_subparsers(dest="create_command", metavar="KIND")
+    ns = create_sub.add_parser("namespace", aliases=["ns"], help="Create a namespace")
+    _global_flags(ns, suppress=True)
+    ns.add_argument("name")
+    _dry_run_flag(ns)
+    ns.set_defaults(create_command="namespace")
+
+
+def _add_reading(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    add_get_arguments(_command(sub, "get", run_get, "Display one or many objects"))
+    p = _command(sub, "describe", run_describe, "Show details of objects, with their events")
+    p.add_argument("targets", nargs="+", metavar="TYPE [NAME_PREFIX] | TYPE/NAME")
+    p.add_argument("-l", "--selector", default="", help="label selector")
+    p = _command(sub, "explain", _explain, "Documentation of a kind and its fields")
+    p.add_argument("target", metavar="TYPE[.FIELD.PATH]")
+    p.add_argument("--recursive", action="store_true", help="print every nested field")
+    p = _command(sub, "api-resources", run_api_resources, "The resources the server serves")
+    p.add_argument("-o", "--output", choices=("wide", "name"))
+    p.add_argument("--namespaced", choices=("true", "false"))
+    p.add_argument("--api-group")
+    p.add_argument("--no-headers", action="store_true")
+    p = _command(sub, "version", run_version, "Client and server versions")
+    p.add_argument("--client", action="store_true", help="only the client version")
+    p.add_argument("-o", "--output", choices=("json", "yaml"))
+
+
+def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = _command(sub, "delete", run_delete, "Delete objects")
+    p.add_argument("targets", nargs="*", metavar="TYPE [NAME...] | TYPE/NAME")
+    _files_flags(p)
+    _dry_run_flag(p)
+    p.add_argument("-l", "--selector", default="")
+    p.add_argument("--field-selector", default="")
+    p.add_argument("--all", action="store_true", help="every object of the kinds")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
+    p.add_argument("--grace-period", type=int, default=-1,
+                   help="seconds the object has to terminate (-1: its own default)")
+    p.add_argument("--now", action="store_true", help="same as --grace-period=1")
+    p.add_argument("--force", action="store_true", help="delete at once (grace period 0)")
+    p.add_argument("--wait", type=_bool, nargs="?", const=True, default=True,
+                   help="wait until the objects are gone (default true)")
+    p.add_argument("--timeout", default="0s", help="how long to wait (0: grace period + 1m)")
+    p.add_argument("--cascade", default="background",
+                   help="background, foreground or orphan: what happens to dependents")
+    p.add_argument("--ignore-not-found", action="store_true")
+    p = _command(sub, "scale", run_scale, "Set the replicas of a Deployment, ReplicaSet or "
+                                          "StatefulSet")
+    p.add_argument("targets", nargs="+", metavar="TYPE NAME | TYPE/NAME")
+    p.add_argument("--replicas", type=int)
+    p.add_argument("--current-replicas", type=int, default=-1,
+                   help="only scale if the replicas are this many now")
+    p.add_argument("--resource-version", default="")
+    for name, run, what in (("label", _label, "labels"), ("annotate", _annotate,
+                                                         "annotations")):
+        p = _command(sub, name, run, f"Update the {what} of objects: KEY=VALUE sets, "
+                                     "KEY- removes")
+        p.add_argument("args", nargs="+", metavar="TYPE NAME KEY=VALUE|KEY-")
+        p.add_argument("--overwrite", action="store_true",
+                       help="allow changing existing values")
+        p.add_argument("-l", "--selector", default="")
+        p.add_argument("--all", action="store_true")
+        p.add_argument("--list", action="store_true", help=f"print the {what}")
+        p.add_argument("--resource-version", default="",
+                       help="only update if the object is at this resourceVersion")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of navctl."""
+    parser = argparse.ArgumentParser(
+        prog="navctl", description="navctl controls a Navarch cluster (as kubectl does "
+                                   "a Kubernetes one).")
+    _global_flags(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_apply_create(sub)
+    _add_reading(sub)
+    _add_writing(sub)
+    return parser
+
+
+_USER_ERRORS = (ApiError, NavctlError, ManifestError, UnknownKind, ExplainError, FieldError,
+                SelectorError)
+
+
+async def run(ctx: Context, args: argparse.Namespace) -> int:
+    """Run the parsed command; 0, or 1 after printing the errors."""
+    try:
+        await args.run(ctx, args)
+    except _USER_ERRORS as exc:
+        ctx.fail(error_message(exc, ctx.address or ctx.server or ""))
+    finally:
+        await ctx.close()
+    return 1 if ctx.failed else 0
+
+
+def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """The ``navctl`` command."""
+    args = build_parser().parse_args(argv)
+    ctx = Context(server=args.server, namespace=args.namespace or "default",
+                  namespace_explicit=args.namespace is not None,
+                  out=out or sys.stdout, err=err or sys.stderr)
+    try:
+        timeout = parse_duration(args.request_timeout, "--request-timeout")
+    except NavctlError as exc:
+        ctx.warn(error_message(exc))
+        return 1
+    if timeout:
+        ctx.timeout, ctx.watch_timeout = timeout, timeout
+    else:
+        ctx.timeout = DEFAULT_TIMEOUT
+    try:
+        return asyncio.run(run(ctx, args))
+    except KeyboardInterrupt:
+        return 130

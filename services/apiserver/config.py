@@ -1,0 +1,80 @@
+"""``navarch apiserver`` flags and their validation (no heavy imports: the ``navarch``
+command builds its parser from this module for every subcommand)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+from dataclasses import dataclass
+
+__all__ = ["ApiServerConfig", "ConfigError", "add_arguments", "host_port"]
+
+
+class ConfigError(ValueError):
+    """A flag value that cannot be used; the message names the flag."""
+
+
+@dataclass(frozen=True)
+class ApiServerConfig:
+    """Everything ``navarch apiserver`` is told on its command line."""
+
+    store_endpoints: tuple[str, ...]
+    listen: str = "127.0.0.1:6443"
+    service_cluster_ip_range: str = "10.96.0.0/12"
+    service_node_port_range: tuple[int, int] = (30000, 32767)
+    watch_bookmark_interval: float = 60.0
+    compaction_interval: float = 300.0
+    metrics_listen: str = ""
+    watch_cache_size: int = 10_000
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> ApiServerConfig:
+        """Validate parsed flags."""
+        endpoints = tuple(e.strip() for e in args.store_endpoints.split(",") if e.strip())
+        if not endpoints:
+            raise ConfigError("--store-endpoints: give at least one HOST:PORT")
+        for e in endpoints:
+            host_port("--store-endpoints", e)
+        host_port("--listen", args.listen)
+        try:
+            ipaddress.ip_network(args.service_cluster_ip_range)
+        except ValueError as exc:
+            raise ConfigError(f"--service-cluster-ip-range: {exc}") from None
+        low, sep, high = args.service_node_port_range.partition("-")
+        if not (sep and low.isdigit() and high.isdigit() and 0 < int(low) <= int(high) < 65536):
+            raise ConfigError("--service-node-port-range: expected LOW-HIGH, e.g. 30000-32767")
+        if args.metrics_listen:
+            host_port("--metrics-listen", args.metrics_listen)
+        if args.watch_cache_size < 1:
+            raise ConfigError("--watch-cache-size: must be at least 1")
+        return cls(endpoints, args.listen, args.service_cluster_ip_range,
+                   (int(low), int(high)), args.watch_bookmark_interval,
+                   args.compaction_interval, args.metrics_listen, args.watch_cache_size)
+
+
+def host_port(flag: str, value: str) -> tuple[str, int]:
+    """(host, port) of a HOST:PORT flag value; ConfigError naming the flag otherwise."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{flag}: expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``navarch apiserver``."""
+    p.add_argument("--store-endpoints", required=True,
+                   help="comma-separated HOST:PORT client endpoints of the store "
+                   "(raftstore or etcd)")
+    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve gRPC on")
+    p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
+                   help="CIDR ClusterIPs are allocated from")
+    p.add_argument("--service-node-port-range", default="30000-32767",
+                   help="LOW-HIGH range NodePorts are allocated from")
+    p.add_argument("--watch-bookmark-interval", type=float, default=60.0,
+                   help="seconds between BOOKMARK events on quiet watches that ask for them")
+    p.add_argument("--compaction-interval", type=float, default=300.0,
+                   help="seconds of store history kept; 0 never compacts")
+    p.add_argument("--watch-cache-size", type=int, default=10_000,
+                   help="recent changes kept per resource for watches to resume from")
+    p.add_argument("--metrics-listen", default="",
+                   help="HOST:PORT to serve Prometheus metrics on (off when empty)")

@@ -1,0 +1,82 @@
+"""Conversions between the forms a kind is written in and the form it is stored in.
+
+- ``to_storage``: the object a request carries, as a fresh message of the storage kind
+  (autoscaling/v1 HorizontalPodAutoscalers become autoscaling/v2 ones, as Kubernetes
+  stores them). Never mutates its argument.
+- ``scale_of``: the autoscaling/v1 Scale view of a Deployment, ReplicaSet or StatefulSet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from navarch import _codec, _labels
+from navarch._kinds import KINDS, Kind
+from navarch.v1 import autoscaling_pb2, meta_pb2
+
+from .errors import bad_request
+from .objects import Obj
+
+__all__ = ["scale_of", "to_storage"]
+
+
+def to_storage(kind: Kind, obj: Obj) -> Obj:
+    """A copy of ``obj`` as the storage message of ``kind``; INVALID_ARGUMENT when ``obj``
+    is not a form of that kind."""
+    name = obj.DESCRIPTOR.full_name
+    if name == kind.message_type:
+        out = kind.message()
+        out.CopyFrom(obj)
+        return out
+    for other in KINDS:
+        if other.resource == kind.resource and other.message_type == name:
+            converter = _CONVERTERS[(other.message_type, kind.message_type)]
+            return converter(obj)
+    raise bad_request(f"the object is a {name}, but resource {kind.resource} holds "
+                      f"{kind.message_type}")
+
+
+def _hpa_v1_to_v2(obj: Obj) -> Obj:
+    doc: dict[str, Any] = _codec.to_dict(obj)
+    doc["apiVersion"] = "autoscaling/v2"
+    spec = doc.get("spec", {})
+    target = spec.pop("targetCPUUtilizationPercentage", None)
+    if target is not None:
+        spec["metrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": target}}}]
+    status = doc.pop("status", None) or {}
+    current = status.pop("currentCPUUtilizationPercentage", None)
+    if current is not None:
+        status["currentMetrics"] = [{"type": "Resource", "resource": {
+            "name": "cpu", "current": {"averageUtilization": current}}}]
+    if status:
+        doc["status"] = status
+    return _codec.from_dict(doc, autoscaling_pb2.HorizontalPodAutoscaler)
+
+
+_CONVERTERS = {
+    ("navarch.v1.HorizontalPodAutoscalerV1", "navarch.v1.HorizontalPodAutoscaler"): _hpa_v1_to_v2,
+}
+
+
+def scale_of(obj: Obj) -> autoscaling_pb2.Scale:
+    """The Scale subresource of a scalable object (spec.replicas, status.replicas, selector)."""
+    meta = obj.metadata
+    spec, status = obj.spec, obj.status
+    selector = ""
+    if spec.HasField("selector"):
+        expr = _labels.selector_from_fields(
+            dict(spec.selector.match_labels),
+            [(r.key, r.operator, list(r.values)) for r in spec.selector.match_expressions])
+        selector = str(expr)
+    scale = autoscaling_pb2.Scale(
+        api_version="autoscaling/v1", kind="Scale",
+        metadata=meta_pb2.ObjectMeta(
+            name=meta.name, namespace=meta.namespace, uid=meta.uid,
+            resource_version=meta.resource_version,
+            creation_timestamp=meta.creation_timestamp),
+    )
+    scale.spec.replicas = spec.replicas
+    scale.status.replicas = status.replicas
+    scale.status.selector = selector
+    return scale

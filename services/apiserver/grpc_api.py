@@ -1,0 +1,316 @@
+"""The gRPC face of the API server: navarch.v1.Resources and navarch.v1.Discovery.
+
+Every call goes through ``_admit`` (authentication, then authorization) before its verb
+runs, and every ApiError becomes a gRPC status with google.rpc details. Responses are
+serialized by hand where the server already holds serialized objects (lists, watch
+events), so that fan-out to many watchers costs no re-encoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import platform
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+import structlog
+from google.protobuf import any_pb2, descriptor_pool, message_factory
+from google.protobuf.message import DecodeError, Message
+from grpc_status import rpc_status
+from prometheus_client import Counter, Histogram
+
+import navarch
+from navarch._kinds import KINDS
+from navarch.v1 import api_pb2
+
+from .auth import AllowAll, AnonymousAuthenticator, Attributes, Authenticator, Authorizer
+from .errors import ApiError, bad_request
+from .resources import Resources
+
+__all__ = ["DISCOVERY_SERVICE", "RESOURCES_SERVICE", "ApiService"]
+
+log = structlog.get_logger("navarch.apiserver")
+
+RESOURCES_SERVICE = "navarch.v1.Resources"
+DISCOVERY_SERVICE = "navarch.v1.Discovery"
+
+REQUESTS = Counter("navarch_apiserver_requests_total", "API requests by verb, resource and code",
+                   ["verb", "resource", "code"])
+LATENCY = Histogram("navarch_apiserver_request_duration_seconds",
+                    "API request latency by verb and resource", ["verb", "resource"],
+                    buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5))
+WATCHERS = Counter("navarch_apiserver_watches_total", "Watch streams opened by resource",
+                   ["resource"])
+
+R = TypeVar("R")
+
+
+def _pack(obj: Message) -> bytes:
+    """A serialized ObjectResponse holding ``obj``."""
+    return api_pb2.ObjectResponse(object=_any(obj)).SerializeToString()
+
+
+def _any(obj: Message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(obj)
+    return packed
+
+
+def _unpack(packed: any_pb2.Any, field: str = "object") -> Message:
+    """The message inside an Any; INVALID_ARGUMENT when absent or unknown."""
+    if not packed.type_url:
+        raise bad_request(f"{field} is required: an Any holding the object")
+    full_name = packed.type_url.rsplit("/", 1)[-1]
+    try:
+        desc = descriptor_pool.Default().FindMessageTypeByName(full_name)
+    except KeyError:
+        raise bad_request(f'{field}: unknown type "{full_name}"; see navctl api-resources '
+                          "for the served kinds") from None
+    msg = message_factory.GetMessageClass(desc)()
+    try:
+        msg.ParseFromString(packed.value)
+    except DecodeError as exc:
+        raise bad_request(f"{field}: not a valid serialized {full_name}: {exc}") from None
+    return msg
+
+
+class ApiService:
+    """Handlers for the Resources and Discovery services over one ``Resources``."""
+
+    def __init__(self, resources: Resources, *, authenticator: Authenticator | None = None,
+                 authorizer: Authorizer | None = None, bookmark_interval: float = 60.0,
+                 git_commit: str = "") -> None:
+        self.resources = resources
+        self.authenticator = authenticator or AnonymousAuthenticator()
+        self.authorizer = authorizer or AllowAll()
+        self.bookmark_interval = bookmark_interval
+        self.git_commit = git_commit
+
+    # --- plumbing -----------------------------------------------------------------------
+
+    def _admit(self, context: grpc.aio.ServicerContext[Any, Any], attrs: Attributes) -> None:
+        """Authenticate and authorize; the single gate of every request."""
+        metadata = tuple(context.invocation_metadata() or ())
+        user = self.authenticator.authenticate(metadata)
+        if user is None:
+            raise ApiError(grpc.StatusCode.UNAUTHENTICATED, "Unauthorized",
+                           reason="Unauthorized")
+        decision = self.authorizer.authorize(user, attrs)
+        if not decision.allowed:
+            where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else \
+                " at the cluster scope"
+            target = f'{attrs.resource} "{attrs.name}"' if attrs.name else attrs.resource
+            sub = f"/{attrs.subresource}" if attrs.subresource else ""
+            raise ApiError(grpc.StatusCode.PERMISSION_DENIED,
+                           f'{target} is forbidden: User "{user.name}" cannot {attrs.verb} '
+                           f'resource "{attrs.resource}{sub}" in API group '
+                           f'"{attrs.api_group}"{where}'
+                           + (f": {decision.reason}" if decision.reason else ""),
+                           reason="Forbidden")
+
+    async def _call(self, context: grpc.aio.ServicerContext[Any, Any], verb: str,
+                    resource: str, body: Callable[[], Awaitable[R]]) -> R:
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            return await body()
+        except ApiError as exc:
+            code = exc.code.name
+            await context.abort_with_status(rpc_status.to_status(exc.to_status()))
+            raise  # not reached: abort raises
+        except (asyncio.CancelledError, grpc.aio.AbortError):
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            code = "INTERNAL"
+            log.exception("request failed", verb=verb, resource=resource)
+            await context.abort(grpc.StatusCode.INTERNAL, f"internal error: {exc}")
+            raise
+        finally:
+            REQUESTS.labels(verb, resource, code).inc()
+            LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
+
+    def _attrs(self, verb: str, resource: str, subresource: str, namespace: str,
+               name: str) -> Attributes:
+        kind = self.resources.kind(resource)
+        ns = (namespace or "default") if kind.namespaced else ""
+        return Attributes(verb, resource, subresource, ns, name, kind.group)
+
+    # --- Resources ----------------------------------------------------------------------
+
+    async def create(self, req: api_pb2.CreateRequest,
+                     context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Resources.Create."""
+        async def body() -> bytes:
+            obj = _unpack(req.object)
+            meta = getattr(obj, "metadata", None)
+            ns = req.namespace or (meta.namespace if meta is not None else "")
+            name = req.name if req.subresource else (meta.name if meta is not None else "")
+            self._admit(context, self._attrs("create", req.resource, req.subresource, ns, name))
+            if req.subresource == "binding" and req.resource == "pods":
+                return _pack(await self.resources.bind(ns, req.name, obj, dry_run=req.dry_run))
+            if req.subresource:
+                raise bad_request(f'create does not support subresource "{req.subresource}" '
+                                  f"of {req.resource}")
+            return _pack(await self.resources.create(req.resource, req.namespace, obj,
+                                                     dry_run=req.dry_run))
+        return await self._call(context, "create", req.resource, body)
+
+    async def get(self, req: api_pb2.GetRequest,
+                  context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Resources.Get."""
+        async def body() -> bytes:
+            self._admit(context, self._attrs("get", req.resource, req.subresource,
+                                             req.namespace, req.name))
+            return _pack(await self.resources.get(req.resource, req.namespace, req.name,
+                                                  req.subresource))
+        return await self._call(context, "get", req.resource, body)
+
+    async def list(self, req: api_pb2.ListRequest,
+                   context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Resources.List."""
+        async def body() -> bytes:
+            kind = self.resources.kind(req.resource)
+            self._admit(context, Attributes("list", req.resource, "", req.namespace
+                                            if kind.namespaced else "", "", kind.group))
+            result = await self.resources.list(
+                req.resource, req.namespace, label_selector=req.label_selector,
+                field_selector=req.field_selector, limit=req.limit,
+                continue_token=req.continue_token, resource_version=req.resource_version)
+            type_url = f"type.googleapis.com/{kind.message_type}"
+            response = api_pb2.ListResponse(resource_version=str(result.revision),
+                                            continue_token=result.continue_token)
+            if result.remaining is not None:
+                response.remaining_item_count = result.remaining
+            response.items.extend(any_pb2.Any(type_url=type_url, value=item)
+                                  for item in result.items)
+            return response.SerializeToString()
+        return await self._call(context, "list", req.resource, body)
+
+    async def watch(self, req: api_pb2.WatchRequest,
+                    context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
+        """Resources.Watch: a stream of serialized WatchEvents."""
+        try:
+            kind = self.resources.kind(req.resource)
+            self._admit(context, Attributes("watch", req.resource, "", req.namespace
+                                            if kind.namespaced else "", "", kind.group))
+            events = self.resources.watch(
+                req.resource, req.namespace, label_selector=req.label_selector,
+                field_selector=req.field_selector, resource_version=req.resource_version,
+                bookmark_interval=self.bookmark_interval if req.allow_watch_bookmarks else 0.0)
+            WATCHERS.labels(req.resource).inc()
+            deadline = time.monotonic() + req.timeout_seconds if req.timeout_seconds > 0 else None
+            async with contextlib.aclosing(events):
+                while True:
+                    if deadline is None:
+                        data = await anext(events, None)
+                    else:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            return
+                        try:
+                            data = await asyncio.wait_for(anext(events, None), left)
+                        except TimeoutError:
+                            return
+                    if data is None:
+                        return
+                    yield data
+        except ApiError as exc:
+            await context.abort_with_status(rpc_status.to_status(exc.to_status()))
+
+    async def update(self, req: api_pb2.UpdateRequest,
+                     context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Resources.Update."""
+        async def body() -> bytes:
+            obj = _unpack(req.object)
+            meta = getattr(obj, "metadata", None)
+            ns = req.namespace or (meta.namespace if meta is not None else "")
+            self._admit(context, self._attrs("update", req.resource, req.subresource, ns,
+                                             meta.name if meta is not None else ""))
+            return _pack(await self.resources.update(req.resource, req.namespace, obj,
+                                                     subresource=req.subresource,
+                                                     dry_run=req.dry_run))
+        return await self._call(context, "update", req.resource, body)
+
+    async def patch(self, req: api_pb2.PatchRequest,
+                    context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Resources.Patch."""
+        async def body() -> bytes:
+            self._admit(context, self._attrs("patch", req.resource, req.subresource,
+                                             req.namespace, req.name))
+            return _pack(await self.resources.patch(
+                req.resource, req.namespace, req.name, req.patch, patch_type=req.patch_type,
+                subresource=req.subresource, dry_run=req.dry_run))
+        return await self._call(context, "patch", req.resource, body)
+
+    async def delete(self, req: api_pb2.DeleteRequest,
+                     context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Resources.Delete."""
+        async def body() -> bytes:
+            self._admit(context, self._attrs("delete", req.resource, "", req.namespace,
+                                             req.name))
+            grace = req.grace_period_seconds if req.HasField("grace_period_seconds") else None
+            return _pack(await self.resources.delete(
+                req.resource, req.namespace, req.name, grace_period_seconds=grace,
+                propagation_policy=req.propagation_policy,
+                precondition_uid=req.preconditions.uid,
+                precondition_resource_version=req.preconditions.resource_version,
+                dry_run=req.dry_run))
+        return await self._call(context, "delete", req.resource, body)
+
+    # --- Discovery ----------------------------------------------------------------------
+
+    async def list_resources(self, req: api_pb2.ListResourcesRequest,
+                             context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Discovery.ListResources: the storage version of every served resource."""
+        response = api_pb2.ListResourcesResponse()
+        for k in KINDS:
+            if not k.storage:
+                continue
+            response.resources.add(
+                name=k.resource, singular_name=k.singular, short_names=k.short_names,
+                group=k.group, version=k.version, kind=k.kind, namespaced=k.namespaced,
+                verbs=k.verbs, subresources=k.subresources, message_type=k.message_type)
+        return response.SerializeToString()
+
+    async def version(self, req: api_pb2.VersionRequest,
+                      context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
+        """Discovery.Version."""
+        machine = platform.machine().lower().replace("x86_64", "amd64").replace("aarch64", "arm64")
+        return api_pb2.VersionResponse(
+            version=navarch.__version__, git_commit=self.git_commit,
+            python_version=platform.python_version(),
+            platform=f"{platform.system().lower()}/{machine}").SerializeToString()
+
+    # --- registration -------------------------------------------------------------------
+
+    def handlers(self) -> builtins.list[grpc.GenericRpcHandler]:
+        """The generic handlers to add to a grpc.aio server."""
+        def unary(fn: Any, request: type[Message]) -> grpc.RpcMethodHandler:
+            return grpc.unary_unary_rpc_method_handler(
+                fn, request_deserializer=request.FromString, response_serializer=_identity)
+
+        resources = grpc.method_handlers_generic_handler(RESOURCES_SERVICE, {
+            "Create": unary(self.create, api_pb2.CreateRequest),
+            "Get": unary(self.get, api_pb2.GetRequest),
+            "List": unary(self.list, api_pb2.ListRequest),
+            "Watch": grpc.unary_stream_rpc_method_handler(
+                self.watch, request_deserializer=api_pb2.WatchRequest.FromString,
+                response_serializer=_identity),
+            "Update": unary(self.update, api_pb2.UpdateRequest),
+            "Patch": unary(self.patch, api_pb2.PatchRequest),
+            "Delete": unary(self.delete, api_pb2.DeleteRequest),
+        })
+        discovery = grpc.method_handlers_generic_handler(DISCOVERY_SERVICE, {
+            "ListResources": unary(self.list_resources, api_pb2.ListResourcesRequest),
+            "Version": unary(self.version, api_pb2.VersionRequest),
+        })
+        return [resources, discovery]
+
+
+def _identity(data: bytes) -> bytes:
+    return data

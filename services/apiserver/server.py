@@ -1,0 +1,82 @@
+"""``navarch apiserver``: flags, the gRPC server, health, reflection, metrics, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from .compactor import Compactor
+from .config import ApiServerConfig, host_port
+from .grpc_api import DISCOVERY_SERVICE, RESOURCES_SERVICE, ApiService
+from .resources import Resources
+from .storage import EtcdStore
+
+__all__ = ["run", "serve"]
+
+log = structlog.get_logger("navarch.apiserver")
+
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+async def serve(config: ApiServerConfig, stop: asyncio.Event,
+                ready: asyncio.Event | None = None) -> None:
+    """Serve until ``stop`` is set."""
+    store = EtcdStore(config.store_endpoints)
+    resources = Resources(store, service_cidr=config.service_cluster_ip_range,
+                          node_ports=config.service_node_port_range,
+                          watch_cache_capacity=config.watch_cache_size)
+    server = grpc.aio.server(options=[
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.so_reuseport", 0),
+    ])
+    api = ApiService(resources, bookmark_interval=config.watch_bookmark_interval)
+    server.add_generic_rpc_handlers(api.handlers())
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (RESOURCES_SERVICE, DISCOVERY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        server)
+    server.add_insecure_port(config.listen)
+    if config.metrics_listen:
+        from prometheus_client import start_http_server
+
+        host, port = host_port("--metrics-listen", config.metrics_listen)
+        start_http_server(port, addr=host)
+    await resources.start()
+    await server.start()
+    for name in ("", RESOURCES_SERVICE, DISCOVERY_SERVICE):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    compactor = asyncio.create_task(Compactor(store, config.compaction_interval).run())
+    log.info("apiserver serving", listen=config.listen, store=",".join(config.store_endpoints))
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        log.info("apiserver stopping")
+        await health_servicer.enter_graceful_shutdown()
+        compactor.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await compactor
+        await resources.stop()
+        await server.stop(grace=2.0)
+        await store.close()
+
+
+def run(config: ApiServerConfig) -> int:
+    """Run until SIGTERM or SIGINT."""
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await serve(config, stop)
+
+    asyncio.run(main())
+    return 0
