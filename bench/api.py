@@ -40,6 +40,7 @@ import dataclasses
 import json
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +48,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import grpc
 
 import navarch
 from bench import store as store_bench
@@ -64,11 +67,12 @@ from bench.api_phases import (
 )
 from bench.store import fmt, leader_endpoint, log, rss_kib, running_cluster
 from tests.api.harness import ApiServerProcess
-from tests.store.cluster import BACKENDS, REPO, StoreCluster
+from tests.store.cluster import BACKENDS, REPO, StoreCluster, free_ports, wait_for
 
 RESULTS_DIR = REPO / "bench" / "results"
 REFERENCE = "etcd"
 CANDIDATE = "raftstore"
+FLOOR = "python-grpc-floor"  # bench/api_floor.py: the ceiling of any Python API server
 
 
 @dataclass(frozen=True)
@@ -133,8 +137,8 @@ TARGETS: tuple[Target, ...] = (
 )
 
 PHASES = ("list_load", "create", "get", "update", "watch")  # the ones CpuMeter measures
-CPU_PARTIES = ("client", "apiserver", "store", "other")
-NOISE_PCT = 25.0  # CPU of other processes (percent of a core) above which a phase is noisy
+CPU_PARTIES = ("client", "apiserver", "store", "other", "steal")
+NOISE_PCT = 20.0  # other processes' CPU or steal (% of a core) above which a phase is noisy
 
 
 # -- processes ---------------------------------------------------------------------------------
@@ -159,15 +163,13 @@ def running_apiserver(cluster: StoreCluster, leader: int, workdir: Path, cfg: Be
         api.stop()
 
 
-async def measure(api: ApiServerProcess, cluster: StoreCluster, cfg: BenchConfig,
-                  backend: str, details: dict[str, Any]) -> dict[str, float]:
-    """Phases c, a, b, d against the API server, each in namespaces of its own."""
-    assert api.proc is not None
-    cpu = CpuMeter(api.proc.pid, [p.pid for p in cluster.procs if p is not None])
+async def measure(address: str, cpu: CpuMeter, cfg: BenchConfig, backend: str,
+                  details: dict[str, Any]) -> dict[str, float]:
+    """Phases c, a, b, d against the server at ``address``, each in namespaces of its own."""
     channels = -(-cfg.clients // cfg.clients_per_channel)
     create_ns = [f"bench-create-{i}" for i in range(cfg.namespaces)]
     metrics: dict[str, float] = {}
-    async with clients(api.address, channels) as pool:
+    async with clients(address, channels) as pool:
         await create_namespaces(pool[0], ["bench-list", "bench-watch", *create_ns])
         log(f"{backend}: creating {cfg.list_pods} pods to list, {cfg.clients} in flight")
         mark = cpu.start()
@@ -182,9 +184,16 @@ async def measure(api: ApiServerProcess, cluster: StoreCluster, cfg: BenchConfig
         log(f"{backend}: gets then updates of random pods, {cfg.rw_seconds:g}s each")
         metrics.update(await get_update_phase(pool, cfg, created, details, cpu))
         log(f"{backend}: watch delivery, {cfg.watchers} watchers, {cfg.watch_events} events")
-        metrics.update(await watch_phase(api.address, pool[0], cfg, "bench-watch", details,
-                                         cpu))
+        metrics.update(await watch_phase(address, pool[0], cfg, "bench-watch", details, cpu))
     return metrics
+
+
+def measure_process(address: str, pid: int, members: list[int], cfg: BenchConfig,
+                    backend: str, details: dict[str, Any]) -> dict[str, float]:
+    """Every metric of the server process ``pid`` at ``address``, RSS included."""
+    idle = rss_kib(pid) / 1024
+    metrics = asyncio.run(measure(address, CpuMeter(pid, members), cfg, backend, details))
+    return metrics | {"rss_idle_mib": idle, "rss_mib": rss_kib(pid) / 1024}
 
 
 # -- one backend -------------------------------------------------------------------------------
@@ -199,18 +208,40 @@ def bench_backend(backend: str, cfg: BenchConfig, workdir: Path) -> dict[str, An
         with running_apiserver(cluster, i, workdir / "apiserver", cfg) as api:
             assert api.proc is not None
             log(f"{backend}: API server on {api.address}, store leader first ({leader})")
-            idle = rss_kib(api.proc.pid) / 1024
-            metrics = asyncio.run(measure(api, cluster, cfg, backend, details))
-            metrics.update(rss_idle_mib=idle, rss_mib=rss_kib(api.proc.pid) / 1024)
-            members = [rss_kib(p.pid) / 1024 for p in cluster.procs if p is not None]
+            pids = [p.pid for p in cluster.procs if p is not None]
+            metrics = measure_process(api.address, api.proc.pid, pids, cfg, backend, details)
+            members = [rss_kib(pid) / 1024 for pid in pids]
             log(f"{backend}: API server RSS {metrics['rss_mib']:.0f} MiB; store members "
                 + ", ".join(f"{m:.0f}" for m in members) + " MiB")
         leader_after = cluster.leader_index()
         if leader_after != i:
             log(f"{backend}: WARNING store leadership moved during the run "
                 f"({leader} -> {leader_after})")
-    return {"store_leader": leader, "leader_moved": leader_after != i, "metrics": metrics,
-            "details": details, "store_member_rss_mib": members}
+    return {"server": f"API server over {leader} first", "leader_moved": leader_after != i,
+            "metrics": metrics, "details": details, "store_member_rss_mib": members}
+
+
+def bench_floor(cfg: BenchConfig) -> dict[str, Any]:
+    """Every metric of ``bench.api_floor``, a do-nothing Resources server, same phases."""
+    (port,) = free_ports(1)
+    address = f"127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.api_floor", str(port)],
+                            cwd=REPO, stdin=subprocess.DEVNULL)
+    try:
+        def listening() -> bool:
+            with grpc.insecure_channel(address) as ch:
+                grpc.channel_ready_future(ch).result(timeout=1.0)
+            return True
+
+        wait_for(listening, cfg.start_timeout, f"bench.api_floor on {address}")
+        log(f"{FLOOR}: do-nothing navarch.v1.Resources server on {address}")
+        details: dict[str, Any] = {}
+        metrics = measure_process(address, proc.pid, [], cfg, FLOOR, details)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    return {"server": "do-nothing grpc.aio server (bench/api_floor.py)",
+            "leader_moved": False, "metrics": metrics, "details": details}
 
 
 # -- report ------------------------------------------------------------------------------------
@@ -250,53 +281,64 @@ def _table(rows: list[tuple[str, ...]], left: tuple[int, ...]) -> list[str]:
     return lines
 
 
+def _server_notes(name: str, r: dict[str, Any], cfg: BenchConfig) -> list[str]:
+    d = r["details"]
+    lines = [f"{name}: {r['server']}"
+             + ("  WARNING: store leadership moved" if r["leader_moved"] else "")]
+    lines.append("  CPU % of one core (client/server/store members/other processes/stolen by "
+                 "the hypervisor): "
+                 + "; ".join(f"{phase} " + "/".join(
+                     f"{d[phase][f'{who}_cpu_pct']:.0f}" for who in CPU_PARTIES)
+                     for phase in PHASES))
+    noisy = [phase for phase in PHASES
+             if max(d[phase]["other_cpu_pct"], d[phase]["steal_cpu_pct"]) > NOISE_PCT]
+    if noisy:
+        lines.append(f"  WARNING: other processes or the hypervisor took more than "
+                     f"{NOISE_PCT:g}% of a core during {', '.join(noisy)}: those figures are "
+                     "noisy")
+    lines.append(f"  watch: the last of {cfg.watchers} watchers got each event after "
+                 f"{d['watch']['last_watcher_p50_ms']:.1f} ms (p50), "
+                 f"{d['watch']['last_watcher_max_ms']:.1f} ms (max)")
+    return lines
+
+
 def render(results: dict[str, dict[str, Any]], cfg: BenchConfig,
            targets: list[dict[str, Any]]) -> str:
-    """The table of metrics, notes on each backend, and the targets."""
+    """The table of metrics, notes on each server, and the targets."""
     rel = ratios(results)
     fields = dataclasses.asdict(cfg)
     rows: list[tuple[str, ...]] = [("metric", "unit", REFERENCE, CANDIDATE, "ratio r/e",
-                                    "better")]
+                                    "do-nothing", "better")]
     for m in METRICS:
-        vals = [results.get(b, {}).get("metrics", {}).get(m.key) for b in (REFERENCE, CANDIDATE)]
+        vals = [results.get(b, {}).get("metrics", {}).get(m.key)
+                for b in (REFERENCE, CANDIDATE, FLOOR)]
         ratio = rel.get(m.key)
         verdict = "higher" if m.higher_is_better else "lower"
         if ratio is not None and ratio != 1:
             wins = ratio > 1 if m.higher_is_better else ratio < 1
             verdict += f"; {CANDIDATE if wins else REFERENCE} wins"
         rows.append((m.label.format(**fields), m.unit, fmt(vals[0]), fmt(vals[1]),
-                     "-" if ratio is None else f"{ratio:.2f}x", verdict))
-    lines = _table(rows, (0, 1, 5))
-    lines += ["", "ratio r/e = raftstore / etcd, the same API server over each store; 'better' "
-              "says which direction is better and, when both ran, which backend won."]
-    for b, r in results.items():
-        d = r["details"]
-        lines.append(f"{b}: API server over {r['store_leader']} first"
-                     + ("  WARNING: store leadership moved" if r["leader_moved"] else ""))
-        lines.append("  CPU % of one core (client/API server/store members/other processes): "
-                     + "; ".join(f"{phase} " + "/".join(
-                         f"{d[phase][f'{who}_cpu_pct']:.0f}" for who in CPU_PARTIES)
-                         for phase in PHASES))
-        noisy = [phase for phase in PHASES if d[phase]["other_cpu_pct"] > NOISE_PCT]
-        if noisy:
-            lines.append(f"  WARNING: other processes used more than {NOISE_PCT}% of a core "
-                         f"during {', '.join(noisy)}: those figures are noisy")
-        lines.append(f"  watch: last of {cfg.watchers} watchers got each event after "
-                     f"{d['watch']['last_watcher_p50_ms']:.1f} ms (p50), "
-                     f"{d['watch']['last_watcher_max_ms']:.1f} ms (max)")
+                     "-" if ratio is None else f"{ratio:.2f}x", fmt(vals[2]), verdict))
+    lines = _table(rows, (0, 1, 6))
+    lines += ["", "ratio r/e = raftstore / etcd, the same API server over each store.",
+              "do-nothing = bench/api_floor.py, a Python gRPC server that keeps objects in a "
+              "dict: the ceiling of any Python API server (same client, same phases).",
+              "'better' says which direction is better and, when both ran, which store won."]
+    for name, r in results.items():
+        lines += _server_notes(name, r, cfg)
     lines += ["", "targets (the issue's, then the Kubernetes SLOs):"]
-    backends = [b for b in (REFERENCE, CANDIDATE) if b in results]
-    trows: list[tuple[str, ...]] = [("target", *backends)]
+    names = [b for b in (REFERENCE, CANDIDATE, FLOOR) if b in results]
+    trows: list[tuple[str, ...]] = [("target", *names)]
     for t in targets:
         trows.append((f"[{t['source']}] {t['target']}",
                       *(f"{fmt(t['value'][b])} {'met' if t['met'][b] else 'MISSED'}"
-                        for b in backends)))
+                        for b in names)))
     lines += ["  " + line for line in _table(trows, (0,))]
     return "\n".join(lines)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    """The command line: ``--quick``, ``--backends``, ``--results-dir``."""
+    """The command line: ``--quick``, ``--backends``, ``--no-floor``, ``--results-dir``."""
     parser = argparse.ArgumentParser(
         prog="python -m bench.api", description=(__doc__ or "").split("\n\n")[0],
         formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -304,6 +346,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated, measured in this order (default: %(default)s)")
     parser.add_argument("--quick", action="store_true",
                         help="small counts and short phases: a smoke run of every phase")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the do-nothing Python gRPC server (the ceiling) column")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR,
                         help="where api-<timestamp>.json goes (default bench/results)")
     args = parser.parse_args(argv)
@@ -323,6 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="navarch-bench-api-") as tmp:
         for backend in args.backends:
             results[backend] = bench_backend(backend, cfg, Path(tmp) / backend)
+    if args.floor:
+        results[FLOOR] = bench_floor(cfg)
     targets = check_targets(results, cfg)
     print(render(results, cfg, targets))
 

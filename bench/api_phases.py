@@ -63,25 +63,26 @@ def cpu_seconds(pids: list[int]) -> float:
     return total / os.sysconf("SC_CLK_TCK")
 
 
-def machine_process_seconds() -> float:
-    """CPU time every core of the machine spent running processes (user, nice and system:
-    not interrupts, not time stolen by a hypervisor) so far."""
-    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]]
-    return sum(ticks) / os.sysconf("SC_CLK_TCK")
+def machine_seconds() -> tuple[float, float]:
+    """CPU time, over every core of the machine so far, spent running processes (user,
+    nice, system) and stolen by the hypervisor (a virtual machine's cores are not all its)."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    hz = os.sysconf("SC_CLK_TCK")
+    return sum(ticks[:3]) / hz, (ticks[7] if len(ticks) > 7 else 0) / hz
 
 
 @dataclass(frozen=True)
 class CpuMeter:
     """CPU use over a phase, in percent of one core: the benchmark client, the API server,
-    the store members, and ``other`` (the rest of the machine: anything above a few % means
-    other work shared the cores and the figures are noisy)."""
+    the store members, ``other`` processes and ``steal`` (time the hypervisor gave to other
+    machines). Anything above a few % in the last two means the figures are noisy."""
 
     apiserver: int
     members: list[int]
 
     def _now(self) -> tuple[float, ...]:
         return (time.perf_counter(), time.process_time(), cpu_seconds([self.apiserver]),
-                cpu_seconds(self.members), machine_process_seconds())
+                cpu_seconds(self.members), *machine_seconds())
 
     def start(self) -> tuple[float, ...]:
         """A reading to give to :meth:`since`."""
@@ -91,10 +92,12 @@ class CpuMeter:
         """CPU percent of each party since ``start``."""
         now = self._now()
         wall = now[0] - start[0]
-        pct = [100 * (b - a) / wall for a, b in zip(start[1:], now[1:], strict=True)]
-        return {"client_cpu_pct": round(pct[0], 1), "apiserver_cpu_pct": round(pct[1], 1),
-                "store_cpu_pct": round(pct[2], 1),
-                "other_cpu_pct": round(max(0.0, pct[3] - sum(pct[:3])), 1)}
+        client, server, store, processes, steal = (
+            100 * (b - a) / wall for a, b in zip(start[1:], now[1:], strict=True))
+        return {"client_cpu_pct": round(client, 1), "apiserver_cpu_pct": round(server, 1),
+                "store_cpu_pct": round(store, 1),
+                "other_cpu_pct": round(max(0.0, processes - client - server - store), 1),
+                "steal_cpu_pct": round(steal, 1)}
 
 
 # -- clients and objects -----------------------------------------------------------------------

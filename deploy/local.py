@@ -91,6 +91,8 @@ def _start(m: LocalMember, initial_cluster: str, secret: Path) -> int:
         "--name", m.name, "--data-dir", str(m.root / "data"),
         "--listen-client", m.endpoint, "--listen-peer", f"{HOST}:{m.peer_port}",
         "--initial-cluster", initial_cluster, "--peer-secret-file", str(secret),
+        # idle watches (the API server's watch cache) hear of progress within seconds
+        "--watch-progress-notify-interval", "5",
     ]
     with open(m.log_file, "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,

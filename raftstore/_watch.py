@@ -115,6 +115,7 @@ class WatchStream:
         self._progress_interval = progress_interval
         self._closed = False
         self._drained = asyncio.Event()
+        self._progress_pending = False
 
     def taken(self) -> None:
         """The client took a response: wake a paused catch-up once the queue is short."""
@@ -202,6 +203,8 @@ class WatchStream:
             if nxt > cur:
                 w.synced = True
                 self.hub.synced.add(w)
+                if self._progress_pending:
+                    self.progress_now()
                 return
             await asyncio.sleep(0)
 
@@ -225,9 +228,20 @@ class WatchStream:
         self.watchers.pop(w.id, None)
         self.hub.remove(w)
         w.synced = True  # stops a running catch-up
+        if self._progress_pending and not self._closed:
+            self.progress_now()
 
     def progress_now(self) -> None:
-        """Answer a WatchProgressRequest: the current revision, for every watcher (id -1)."""
+        """Answer a WatchProgressRequest: the current revision, for every watcher (id -1).
+
+        The answer promises that every event up to that revision has been sent, so while
+        a watcher of this stream still replays history it is deferred until the last one
+        has caught up (as etcd ≥ 3.4.24 does).
+        """
+        if any(not w.synced for w in self.watchers.values()):
+            self._progress_pending = True
+            return
+        self._progress_pending = False
         resp = rpc_pb2.WatchResponse(watch_id=PROGRESS_WATCH_ID)
         resp.header.revision = self.store.revision
         self.send(resp)

@@ -128,3 +128,30 @@ async def test_allocation_is_shared_by_api_servers_and_survives_restart(
     finally:
         for s in servers:
             s.stop()
+
+
+async def test_invalid_service_claims_nothing(client: navarch.Client, ns: str) -> None:
+    """A Service refused for a bad field leaves no allocation behind: its IP and port are
+    free for the next Service."""
+    svcs = client.services(ns)
+    with pytest.raises(navarch.Invalid) as info:
+        await svcs.create(service("bad", ns, type="NodePort", clusterIP="10.96.201.1",
+                                  ports=[{"port": 0, "nodePort": 30201}]))
+    assert any(v.field.startswith("spec.ports[0].port") for v in info.value.violations)
+    with pytest.raises(navarch.NotFound):
+        await svcs.get("bad")
+    good = await svcs.create(service("good", ns, type="NodePort", clusterIP="10.96.201.1",
+                                     ports=[{"port": 80, "nodePort": 30201}]))
+    assert good.spec.cluster_ip == "10.96.201.1" and good.spec.ports[0].node_port == 30201
+
+
+async def test_failed_update_keeps_old_allocation(client: navarch.Client, ns: str) -> None:
+    svcs = client.services(ns)
+    await svcs.create(service("a", ns, type="NodePort", ports=[{"port": 80, "nodePort": 30202}]))
+    await svcs.create(service("b", ns, type="NodePort", ports=[{"port": 80, "nodePort": 30203}]))
+    with pytest.raises(navarch.Invalid, match="already allocated"):
+        await svcs.patch("a", {"spec": {"ports": [{"port": 80, "nodePort": 30203}]}})
+    assert (await svcs.get("a")).spec.ports[0].node_port == 30202
+    with pytest.raises(navarch.Invalid, match="already allocated"):
+        await svcs.create(service("c", ns, type="NodePort",
+                                  ports=[{"port": 80, "nodePort": 30202}]))

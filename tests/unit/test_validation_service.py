@@ -6,9 +6,12 @@ from typing import Any
 
 import pytest
 
+from navarch import _codec
+from services.apiserver import validation
 from tests.unit.apiserver_cases import (
     DELETE,
     assert_problems,
+    build,
     load,
     mutate,
     problems,
@@ -163,8 +166,6 @@ INVALID: list[tuple[str, list[tuple[str, Any]], list[tuple[str, str]]]] = [
      [("spec.ports[0].targetPort", "between 1 and 65535")]),
     ("protocol", [("spec.ports.0.protocol", "HTTP")],
      [("spec.ports[0].protocol", 'Unsupported value: "HTTP"')]),
-    ("node port on ClusterIP", [("spec.ports.0.nodePort", 30001)],
-     [("spec.ports[0].nodePort", "may not be used when `type` is 'ClusterIP'")]),
     ("type", [("spec.type", "Internal")], [("spec.type", 'Unsupported value: "Internal"')]),
     ("headless NodePort", [("spec.type", "NodePort"), ("spec.clusterIP", "None")],
      [("spec.clusterIP", "may not be set to 'None' for NodePort services")]),
@@ -177,17 +178,11 @@ INVALID: list[tuple[str, list[tuple[str, Any]], list[tuple[str, str]]]] = [
     ("external name invalid",
      [("spec.type", "ExternalName"), ("spec.externalName", "db_1.example")],
      [("spec.externalName", "RFC 1123 subdomain")]),
-    ("clusterIP on ExternalName", [("spec.type", "ExternalName"),
-                                   ("spec.externalName", "db.example.com"),
-                                   ("spec.clusterIP", "10.96.0.10")],
-     [("spec.clusterIP", "may not be set for ExternalName services")]),
     ("session affinity", [("spec.sessionAffinity", "Cookie")],
      [("spec.sessionAffinity", 'Unsupported value: "Cookie"')]),
     ("affinity timeout", [("spec.sessionAffinity", "ClientIP"),
                           ("spec.sessionAffinityConfig", {"clientIP": {"timeoutSeconds": 0}})],
      [("spec.sessionAffinityConfig.clientIP.timeoutSeconds", "greater than 0")]),
-    ("external traffic policy on ClusterIP", [("spec.externalTrafficPolicy", "Local")],
-     [("spec.externalTrafficPolicy", "externally-accessible")]),
     ("external traffic policy value", [("spec.type", "NodePort"),
                                        ("spec.externalTrafficPolicy", "Nearby")],
      [("spec.externalTrafficPolicy", 'Unsupported value: "Nearby"')]),
@@ -210,6 +205,31 @@ def test_invalid_services(changes: list[tuple[str, Any]],
     assert_problems(problems("Service", mutate(SERVICE, *changes)), expected)
 
 
+# Without defaulting (which drops fields a type does not use), the rules still hold.
+UNDEFAULTED: list[tuple[str, list[tuple[str, Any]], list[tuple[str, str]]]] = [
+    ("node port on ClusterIP", [("spec.ports.0.nodePort", 30001)],
+     [("spec.ports[0].nodePort", "may not be used when `type` is 'ClusterIP'")]),
+    ("clusterIP on ExternalName", [("spec.type", "ExternalName"),
+                                   ("spec.externalName", "db.example.com"),
+                                   ("spec.clusterIP", "10.96.0.10")],
+     [("spec.clusterIP", "may not be set for ExternalName services")]),
+    ("external traffic policy on ClusterIP", [("spec.externalTrafficPolicy", "Local")],
+     [("spec.externalTrafficPolicy", "externally-accessible")]),
+]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [(c, e) for _, c, e in UNDEFAULTED],
+                         ids=[name for name, _, _ in UNDEFAULTED])
+def test_type_dependent_fields(changes: list[tuple[str, Any]],
+                               expected: list[tuple[str, str]]) -> None:
+    doc = mutate(SERVICE, ("spec.sessionAffinity", "None"), ("spec.type", "ClusterIP"),
+                 ("spec.internalTrafficPolicy", "Cluster"), ("spec.ports.0.protocol", "TCP"),
+                 *changes)
+    svc = build("Service", doc, defaulted=False)
+    assert_problems([(v.path, v.message) for v in validation.validate("Service", svc)],
+                    expected)
+
+
 ALLOCATED = mutate(SERVICE, ("spec.clusterIP", "10.96.0.10"), ("spec.clusterIPs", ["10.96.0.10"]))
 
 UPDATES: list[tuple[str, list[tuple[str, Any]], list[tuple[str, str]]]] = [
@@ -220,8 +240,8 @@ UPDATES: list[tuple[str, list[tuple[str, Any]], list[tuple[str, str]]]] = [
      [("spec.clusterIP", "field is immutable"), ("spec.clusterIPs[0]", "field is immutable")]),
     ("to headless", [("spec.clusterIP", "None"), ("spec.clusterIPs", ["None"])],
      [("spec.clusterIP", "field is immutable"), ("spec.clusterIPs[0]", "field is immutable")]),
-    ("to ExternalName", [("spec.type", "ExternalName"), ("spec.externalName", "db.example.com"),
-                         ("spec.clusterIP", DELETE), ("spec.clusterIPs", DELETE)], []),
+    ("to ExternalName", [("spec.type", "ExternalName"), ("spec.externalName", "db.example.com")],
+     []),
 ]
 
 
@@ -230,6 +250,18 @@ UPDATES: list[tuple[str, list[tuple[str, Any]], list[tuple[str, str]]]] = [
 def test_service_updates(changes: list[tuple[str, Any]],
                          expected: list[tuple[str, str]]) -> None:
     assert_problems(update_problems("Service", ALLOCATED, mutate(ALLOCATED, *changes)), expected)
+
+
+def test_type_change_needs_no_other_edit() -> None:
+    """A stored NodePort Service, echoed back with only its type changed, is valid."""
+    node_port = mutate(ALLOCATED, ("spec.type", "LoadBalancer"), ("spec.ports.0.nodePort", 30007),
+                       ("spec.externalTrafficPolicy", "Local"))
+    stored = _codec.to_dict(build("Service", node_port))
+    assert update_problems("Service", stored, mutate(stored, ("spec.type", "ClusterIP"))) == []
+    changed = build("Service", mutate(stored, ("spec.type", "ClusterIP")))
+    spec = changed.spec  # type: ignore[attr-defined]
+    assert (spec.ports[0].node_port, spec.external_traffic_policy) == (0, "")
+    assert not spec.HasField("allocate_load_balancer_node_ports")
 
 
 # --- Endpoints -----------------------------------------------------------------------------
