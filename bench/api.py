@@ -10,8 +10,11 @@ channel per ``clients_per_channel`` tasks:
      the wall time of a full list (no limit) and of a paginated one (``list_page`` per page)
      of that namespace, then of all namespaces, median of ``list_runs`` runs each,
   a. pod creates (one container, labels, resource requests and limits, spread over
-     ``namespaces`` namespaces): a warm-up, then ``phase_seconds`` of sustained creates:
-     creates/s and latency p50/p99,
+     ``namespaces`` namespaces): a warm-up, then ``phase_seconds`` of creates as fast as
+     the clients go (closed loop): creates/s and latency p50/p99; then creates offered at
+     ``paced_rate`` per second (open loop): latency p50/p99 at that rate, which is what the
+     issue's "300 creates/s with p99 <= 100 ms" asks (in a closed loop of 50 clients the
+     mean latency is 50 / throughput, so a p99 under 100 ms needs over 500 creates/s),
   b. gets of random pods created in (a), then read-modify-write updates of a label carrying
      the resourceVersion read (only the update call is timed; conflicts are counted apart),
   d. watch delivery: ``watchers`` concurrent Watch streams on one namespace, over
@@ -21,14 +24,15 @@ channel per ``clients_per_channel`` tasks:
   e. the RSS of the API server process after the run.
 
 LIST runs first so that the cluster holds exactly ``list_pods`` pods when it is measured.
-The phases live in bench/api_phases.py. Each records the CPU used meanwhile by the client,
-the API server, the store members and the rest of the machine (a phase during which other
-processes were busy is flagged as noisy).
-The table gives each backend's figures, the ratio raftstore/etcd, and the issue's targets
-with the Kubernetes SLOs, met or missed per backend; the results go to
-``bench/results/api-<timestamp>.json``. Run ``python -m bench.api --help``. The figures are
-never asserted by the test suite (tests/api/test_bench_smoke.py only checks that a
-``--quick`` run produces every metric).
+The same phases then run against bench/api_floor.py, a do-nothing Python gRPC server (the
+ceiling of any Python API server); ``--no-floor`` skips it. The phases live in
+bench/api_phases.py; each records the CPU used meanwhile by the client, the server, the
+store members, other processes and the hypervisor (steal), and a phase where the last two
+took much is flagged as noisy. The table gives each server's figures, the ratio
+raftstore/etcd, and the issue's targets with the Kubernetes SLOs, met or missed per
+server; the results go to ``bench/results/api-<timestamp>.json``. Run
+``python -m bench.api --help``. The figures are never asserted by the test suite
+(tests/api/test_bench_smoke.py only checks that a ``--quick`` run produces every metric).
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ from bench.api_phases import (
     get_update_phase,
     list_phase,
     load_list_pods,
+    paced_create_phase,
     watch_phase,
 )
 from bench.store import fmt, leader_endpoint, log, rss_kib, running_cluster
@@ -90,6 +95,10 @@ METRICS: tuple[Metric, ...] = (
            "/s", True),
     Metric("create_p50_ms", "create p50", "ms", False),
     Metric("create_p99_ms", "create p99", "ms", False),
+    Metric("create_paced_ops", "pod creates offered at {paced_rate:g}/s for "
+           "{paced_seconds:g}s: achieved", "/s", True),
+    Metric("create_paced_p50_ms", "create p50 at {paced_rate:g}/s offered", "ms", False),
+    Metric("create_paced_p99_ms", "create p99 at {paced_rate:g}/s offered", "ms", False),
     Metric("get_ops", "pod gets, {clients} clients", "/s", True),
     Metric("get_p50_ms", "get p50", "ms", False),
     Metric("get_p99_ms", "get p99", "ms", False),
@@ -124,19 +133,22 @@ class Target:
 
 TARGETS: tuple[Target, ...] = (
     Target(">= 300 pod creates/s sustained", ("create_ops",), 300.0, True, "issue"),
-    Target("create p99 <= 100 ms", ("create_p99_ms",), 100.0, False, "issue"),
+    Target("create p99 <= 100 ms at {paced_rate:g} creates/s offered",
+           ("create_paced_p99_ms",), 100.0, False, "issue"),
     Target("LIST {list_pods} pods (one namespace) <= 1 s", ("list_ns_ms",), 1000.0, False,
            "issue"),
     Target("LIST {list_pods} pods (all namespaces) <= 1 s", ("list_all_ms",), 1000.0, False,
            "issue"),
     Target("watch delivery p99 <= 100 ms", ("watch_p99_ms",), 100.0, False, "issue"),
-    Target("mutation p99 <= 1 s (create, update)", ("create_p99_ms", "update_p99_ms"),
-           1000.0, False, "k8s"),
+    # judged under the closed loop: past its capacity, an open loop's latency only grows
+    Target("mutation p99 <= 1 s (create, update; {clients} clients)",
+           ("create_p99_ms", "update_p99_ms"), 1000.0, False, "k8s"),
     Target("cluster-wide LIST <= 30 s", ("list_all_ms", "list_all_paged_ms"), 30_000.0,
            False, "k8s"),
 )
 
-PHASES = ("list_load", "create", "get", "update", "watch")  # the ones CpuMeter measures
+# the phases whose CPU use CpuMeter records
+PHASES = ("list_load", "create", "create_paced", "get", "update", "watch")
 CPU_PARTIES = ("client", "apiserver", "store", "other", "steal")
 NOISE_PCT = 20.0  # other processes' CPU or steal (% of a core) above which a phase is noisy
 
@@ -181,6 +193,9 @@ async def measure(address: str, cpu: CpuMeter, cfg: BenchConfig, backend: str,
             f"warm-up + {cfg.phase_seconds:g}s")
         m, created = await create_phase(pool, cfg, create_ns, details, cpu)
         metrics.update(m)
+        log(f"{backend}: pod creates offered at {cfg.paced_rate:g}/s for "
+            f"{cfg.paced_seconds:g}s")
+        metrics.update(await paced_create_phase(pool, cfg, create_ns, details, cpu))
         log(f"{backend}: gets then updates of random pods, {cfg.rw_seconds:g}s each")
         metrics.update(await get_update_phase(pool, cfg, created, details, cpu))
         log(f"{backend}: watch delivery, {cfg.watchers} watchers, {cfg.watch_events} events")
@@ -296,6 +311,10 @@ def _server_notes(name: str, r: dict[str, Any], cfg: BenchConfig) -> list[str]:
         lines.append(f"  WARNING: other processes or the hypervisor took more than "
                      f"{NOISE_PCT:g}% of a core during {', '.join(noisy)}: those figures are "
                      "noisy")
+    lines.append("  server CPU per call: " + ", ".join(
+        f"{label} {10 * d[phase]['apiserver_cpu_pct'] / d[phase]['ops']:.2f} ms"
+        for phase, label in (("create", "create"), ("get", "get"),
+                             ("update", "get + update"))))
     lines.append(f"  watch: the last of {cfg.watchers} watchers got each event after "
                  f"{d['watch']['last_watcher_p50_ms']:.1f} ms (p50), "
                  f"{d['watch']['last_watcher_max_ms']:.1f} ms (max)")
@@ -378,8 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         "quick": args.quick, "config": dataclasses.asdict(cfg),
         "host": {"cpus": os.cpu_count(), "python": platform.python_version(),
                  "platform": platform.platform()},
-        "client": f"navarch.Client {navarch.__version__}, "
-                  f"{cfg.clients_per_channel} tasks per channel",
+        "client": f"navarch.Client {navarch.__version__}: {cfg.clients_per_channel} tasks "
+                  f"per channel, {cfg.watchers} watch streams over {cfg.watch_channels}",
         "metrics": [dataclasses.asdict(m) for m in METRICS],
         "backends": results, "ratios": ratios(results), "targets": targets,
     }

@@ -33,6 +33,8 @@ class BenchConfig:
     namespaces: int = 4  # phase a spreads its pods over these
     warmup_seconds: float = 3.0
     phase_seconds: float = 20.0  # sustained creates, after the warm-up
+    paced_rate: float = 300.0  # creates/s offered in the paced phase (the issue's target)
+    paced_seconds: float = 10.0
     rw_seconds: float = 10.0  # gets, then updates
     list_pods: int = 5000
     list_page: int = 500
@@ -45,7 +47,8 @@ class BenchConfig:
     start_timeout: float = 60.0
 
 
-QUICK = BenchConfig(warmup_seconds=0.5, phase_seconds=2.0, rw_seconds=1.0, list_pods=300,
+QUICK = BenchConfig(warmup_seconds=0.5, phase_seconds=2.0, paced_seconds=1.0, rw_seconds=1.0,
+                    list_pods=300,
                     list_page=100, list_runs=2, watchers=50, watch_channels=2,
                     watch_events=10, watch_warmup_events=2)
 
@@ -257,6 +260,41 @@ async def create_phase(pool: list[navarch.Client], cfg: BenchConfig, namespaces:
     details["create"] = r | cpu.since(mark)
     return ({"create_ops": r["ops"], "create_p50_ms": r["p50_ms"],
              "create_p99_ms": r["p99_ms"]}, created)
+
+
+async def paced_create_phase(pool: list[navarch.Client], cfg: BenchConfig,
+                             namespaces: list[str], details: dict[str, Any], cpu: CpuMeter
+                             ) -> dict[str, float]:
+    """Creates offered at ``cfg.paced_rate`` per second (open loop), at most ``cfg.clients``
+    in flight. Each latency counts from the create's scheduled time, so a server that falls
+    behind is charged for the wait as well."""
+    template = pod_template()
+    in_flight = asyncio.Semaphore(cfg.clients)  # FIFO: creates start in schedule order
+    latencies: list[float] = []
+
+    async def create(i: int, due: float) -> None:
+        ns = namespaces[i % len(namespaces)]
+        async with in_flight:
+            await pool[i % len(pool)].pods(ns).create(make_pod(template, ns, f"r-{i:07d}"))
+        latencies.append(time.perf_counter() - due)
+
+    total = max(1, round(cfg.paced_rate * cfg.paced_seconds))
+    mark = cpu.start()
+    start = time.perf_counter()
+    tasks = []
+    for i in range(total):
+        due = start + i / cfg.paced_rate
+        if due > time.perf_counter():
+            await asyncio.sleep(due - time.perf_counter())
+        tasks.append(asyncio.create_task(create(i, due)))
+    await asyncio.gather(*tasks)
+    wall = time.perf_counter() - start
+    r = {"offered": cfg.paced_rate, "ops": total / wall, "count": total,
+         "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3,
+         "max_ms": max(latencies) * 1e3}
+    details["create_paced"] = r | cpu.since(mark)
+    return {"create_paced_ops": r["ops"], "create_paced_p50_ms": r["p50_ms"],
+            "create_paced_p99_ms": r["p99_ms"]}
 
 
 async def get_update_phase(pool: list[navarch.Client], cfg: BenchConfig,

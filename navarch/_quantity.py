@@ -26,6 +26,7 @@ overflowing every integer accessor.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -255,6 +256,7 @@ def _amount(digits: str, fraction_digits: int, base: int, exponent: int) -> Frac
     return Fraction(mantissa * 2**exponent, 10**fraction_digits)
 
 
+@functools.lru_cache(maxsize=4096)  # Quantity is immutable; manifests repeat a few values
 def _parse_text(text: str) -> Quantity:
     shape = _NUMBER.match(text)
     if shape is None:  # cannot happen: every part of the pattern is optional

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TextIO
@@ -39,7 +40,7 @@ from navarch._navctl.explain import ExplainError, explain
 from navarch._navctl.get import add_get_arguments, run_get
 from navarch._navctl.label import run_metadata
 
-__all__ = ["build_parser", "main", "run"]
+__all__ = ["build_parser", "main", "parse_args", "run"]
 
 Command = Callable[[Context, argparse.Namespace], Awaitable[None]]
 _DRY_RUN = ("none", "client", "server")
@@ -128,17 +129,22 @@ def _add_apply_create(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                                        "(client-side apply, idempotent)")
     _files_flags(p)
     _dry_run_flag(p)
-    p = _command(sub, "create", _create, "Create objects from manifests")
+    p = _command(sub, "create", _create, "Create objects from manifests (create -f FILE), "
+                                         "or a namespace (create namespace NAME)")
     _files_flags(p)
     _dry_run_flag(p)
     p.add_argument("--save-config", action="store_true",
                    help="record the manifest for later `navctl apply`")
-    create_sub = p.add_subparsers(dest="create_command", metavar="KIND")
-    ns = create_sub.add_parser("namespace", aliases=["ns"], help="Create a namespace")
-    _global_flags(ns, suppress=True)
-    ns.add_argument("name")
-    _dry_run_flag(ns)
-    ns.set_defaults(create_command="namespace")
+
+
+def _create_namespace_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="navctl create namespace",
+                                     description="Create a namespace")
+    _global_flags(parser, suppress=True)
+    parser.add_argument("name")
+    _dry_run_flag(parser)
+    parser.set_defaults(run=_create, create_command="namespace")
+    return parser
 
 
 def _add_reading(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -199,8 +205,7 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                        help="only update if the object is at this resourceVersion")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of navctl."""
+def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="navctl", description="navctl controls a Navarch cluster (as kubectl does "
                                    "a Kubernetes one).")
@@ -209,7 +214,41 @@ def build_parser() -> argparse.ArgumentParser:
     _add_apply_create(sub)
     _add_reading(sub)
     _add_writing(sub)
-    return parser
+    return parser, dict(sub.choices)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of navctl (its help lists the commands)."""
+    return _build()[0]
+
+
+_GLOBAL_VALUE_FLAGS = frozenset({"--server", "-s", "-n", "--namespace", "--request-timeout"})
+_GLOBAL_DESTS = ("server", "namespace", "request_timeout")
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line parsed as kubectl's is: global flags before or after the command,
+    and options mixed freely with names (``get pod -n demo web``)."""
+    top, commands = _build()
+    index = 0
+    while index < len(argv) and argv[index].startswith("-"):
+        index += 2 if argv[index] in _GLOBAL_VALUE_FLAGS else 1
+    head = list(argv[:index])
+    if index >= len(argv) or argv[index] not in commands or {"-h", "--help"} & set(head):
+        return top.parse_args(argv)  # usage errors and help, worded by argparse
+    command, rest = argv[index], list(argv[index + 1:])
+    parser = commands[command]
+    if command == "create" and rest[:1] in (["namespace"], ["ns"]):
+        parser, rest = _create_namespace_parser(), rest[1:]
+    args = parser.parse_intermixed_args(rest)
+    globals_only = argparse.ArgumentParser(prog="navctl", add_help=False)
+    _global_flags(globals_only, suppress=False)
+    given = globals_only.parse_args(head)
+    for dest in _GLOBAL_DESTS:
+        if not hasattr(args, dest):
+            setattr(args, dest, getattr(given, dest))
+    args.command = command
+    return args
 
 
 _USER_ERRORS = (ApiError, NavctlError, ManifestError, UnknownKind, ExplainError, FieldError,
@@ -230,7 +269,7 @@ async def run(ctx: Context, args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
          err: TextIO | None = None) -> int:
     """The ``navctl`` command."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(sys.argv[1:] if argv is None else argv)
     ctx = Context(server=args.server, namespace=args.namespace or "default",
                   namespace_explicit=args.namespace is not None,
                   out=out or sys.stdout, err=err or sys.stderr)
@@ -247,3 +286,6 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
         return asyncio.run(run(ctx, args))
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # the reader went away (`navctl get ... | head`)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1

@@ -180,6 +180,7 @@ class _Target:
 
     @property
     def ref(self) -> str:
+        """``deployment.apps/web``."""
         return object_ref(self.kind, self.name)
 
 

@@ -14,7 +14,7 @@ from navarch._navctl.describe_base import (
     register,
 )
 from navarch._navctl.podstatus import pod_summary
-from navarch._navctl.values import Obj, dig, items, none_if_empty
+from navarch._navctl.values import Obj, dig, items
 
 __all__ = ["container_ports", "pod_template", "pods_status", "probe_text"]
 
@@ -293,7 +293,7 @@ def describe_pod(w: Writer, pod: Obj, related: Related) -> None:
     w.kv(0, "Service Account", spec.get("serviceAccountName", ""))
     node = spec.get("nodeName")
     host_ip = dig(pod, "status.hostIP")
-    w.kv(0, "Node", f"{node}/{host_ip}" if node and host_ip else none_if_empty(node))
+    w.kv(0, "Node", f"{node}/{host_ip or ''}" if node else "<none>")
     start = dig(pod, "status.startTime")
     if start:
         w.kv(0, "Start Time", w.time(start))

@@ -157,7 +157,8 @@ async def _watch(ctx: Context, args: argparse.Namespace, selection: Selection,
     listed = await client.list_all(label_selector=args.selector, field_selector=field_selector)
     if not args.watch_only:
         if listed.items:
-            _print_watch(ctx, args, table, kind, list(listed.items), None)
+            added = ["ADDED"] * len(listed.items) if args.output_watch_events else None
+            _print_watch(ctx, args, table, kind, list(listed.items), added)
         elif not selection.named:
             ctx.warn(no_resources_message(namespace, kind.namespaced))
     timeout = int(ctx.watch_timeout) if ctx.watch_timeout else 0
@@ -173,9 +174,9 @@ async def _watch(ctx: Context, args: argparse.Namespace, selection: Selection,
 def _print_watch(ctx: Context, args: argparse.Namespace, table: WatchTable, kind: Kind,
                  objs: list[Message], events: list[str] | None) -> None:
     if args.output in ("yaml", "json"):
-        for doc in _dicts(kind, objs):
+        for index, doc in enumerate(_dicts(kind, objs)):
             if events is not None:
-                doc = {"type": events[0], "object": doc}
+                doc = {"type": events[index], "object": doc}
             if args.output == "yaml":
                 ctx.print("---", to_yaml(doc).rstrip("\n"))
             else:

@@ -38,6 +38,7 @@ class _Tally:
     last_restart: datetime | None = None
 
     def restarted(self, container_status: Obj) -> None:
+        """Count the restarts of one container and remember its last one."""
         self.restarts += int(container_status.get("restartCount") or 0)
         finished = parse_time(dig(container_status, "lastState.terminated.finishedAt"))
         if finished is not None and (self.last_restart is None or finished > self.last_restart):

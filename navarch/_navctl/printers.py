@@ -131,11 +131,18 @@ def list_document(objects: Sequence[Obj]) -> Obj:
 
 
 class _Dumper(yaml.SafeDumper):
-    """Block style, multi-line strings as ``|`` literals, as kubectl prints YAML."""
+    """Block style, multi-line strings as ``|`` literals, other strings plain or in
+    double quotes, as kubectl prints YAML (``resourceVersion: "7"``)."""
 
 
 def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value and not value.startswith(" ") else None
+    analysis = dumper.analyze_scalar(value)
+    implicit = dumper.resolve(yaml.ScalarNode, value, (True, False))  # type: ignore[no-untyped-call]
+    style: str | None = None
+    if "\n" in value:
+        style = "|" if analysis.allow_block else '"'
+    elif not value or implicit != "tag:yaml.org,2002:str" or not analysis.allow_block_plain:
+        style = '"'
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 

@@ -27,6 +27,7 @@ from navarch import _quantity
 from navarch.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2
 
 from .validation.batch import CONTROLLER_UID_LABEL, job_labels
+from .validation.volumes import SOURCES as VOLUME_SOURCES
 
 __all__ = ["apply"]
 
@@ -132,12 +133,8 @@ def _container(ctr: core_pb2.Container) -> None:
         _canonical_quantities(ctr.resources.requests)
 
 
-_VOLUME_SOURCES = ("host_path", "empty_dir", "secret", "nfs", "persistent_volume_claim",
-                   "downward_api", "config_map", "projected")
-
-
 def _volume(vol: core_pb2.Volume) -> None:
-    if not any(vol.HasField(s) for s in _VOLUME_SOURCES):
+    if not any(vol.HasField(name) for name, _ in VOLUME_SOURCES):
         vol.empty_dir.SetInParent()
     for name in ("secret", "config_map", "downward_api", "projected"):
         if vol.HasField(name):

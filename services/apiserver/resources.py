@@ -359,9 +359,9 @@ class Resources:
             st.prepare_for_update(new, old)
         new.api_version, new.kind = kind.api_version, kind.kind
         problems = self._carry_system_metadata(new, old)
+        st.default(new)
         if st.spec_changed(new, old):
             new.metadata.generation = old.metadata.generation + 1
-        st.default(new)
         problems += st.validate(new) + st.validate_update(new, old)
         self._validated(st, new, problems)
         new_meta, old_meta = new.metadata, old.metadata

@@ -157,7 +157,7 @@ class Strategy:
         """Keep what the main resource may not change: the status. A Service leaving
         NodePort/LoadBalancer drops the fields only those types have, as Kubernetes does."""
         if self.has_status:
-            new.status.CopyFrom(old.status)
+            _copy_field(new, old, "status")
         if self.kind.kind == "Service":
             _drop_external_fields(new.spec, old.spec)
 
@@ -165,8 +165,12 @@ class Strategy:
         """Keep everything but the status."""
         status = type(new.status)()
         status.CopyFrom(new.status)
+        had_status = new.HasField("status")
         new.CopyFrom(old)
-        new.status.CopyFrom(status)
+        if had_status:
+            new.status.CopyFrom(status)
+        else:
+            new.ClearField("status")
 
     def validate_update(self, new: Obj, old: Obj) -> list[FieldViolation]:
         """Every problem with ``new`` replacing ``old`` (immutable fields included)."""
@@ -194,6 +198,15 @@ class Strategy:
         if spec.HasField("termination_grace_period_seconds"):
             return max(int(spec.termination_grace_period_seconds), 0)
         return 30
+
+
+def _copy_field(new: Obj, old: Obj, name: str) -> None:
+    """Set ``new.<name>`` to ``old.<name>``, absent when it is absent there (an empty
+    message that is present serializes differently from an absent one)."""
+    if old.HasField(name):
+        getattr(new, name).CopyFrom(getattr(old, name))
+    else:
+        new.ClearField(name)
 
 
 _EXTERNAL_TYPES = ("NodePort", "LoadBalancer")

@@ -46,17 +46,51 @@ log = structlog.get_logger("navarch.apiserver.watchcache")
 Describe = Callable[[Obj], tuple[Mapping[str, str], Mapping[str, str]]]
 
 
-@dataclass(frozen=True, slots=True)
 class CachedObject:
-    """One object as the cache holds it. ``obj`` is shared: never mutate it."""
+    """One object as the cache holds it. ``obj`` is shared: never mutate it.
 
-    key: bytes
-    revision: int
-    stored: bytes
-    obj: Obj
-    namespace: str
-    labels: Mapping[str, str]
-    fields: Mapping[str, str]
+    The object is decoded on first use: watchers that select by namespace only (the
+    common case) are served from the key and the stored bytes alone.
+    """
+
+    __slots__ = ("_describe", "_fields", "_labels", "_obj", "key", "kind", "namespace",
+                 "revision", "stored")
+
+    def __init__(self, kind: Kind, key: bytes, revision: int, stored: bytes,
+                 describe: Describe) -> None:
+        self.kind = kind
+        self.key = key
+        self.revision = revision
+        self.stored = stored
+        self.namespace = _namespace_of(kind, key)
+        self._describe = describe
+        self._obj: Obj | None = None
+        self._labels: Mapping[str, str] | None = None
+        self._fields: Mapping[str, str] | None = None
+
+    @property
+    def obj(self) -> Obj:
+        """The decoded object (shared: never mutate it)."""
+        if self._obj is None:
+            obj = self.kind.message()
+            obj.ParseFromString(self.stored)
+            obj.metadata.resource_version = str(self.revision)
+            self._obj = obj
+        return self._obj
+
+    @property
+    def labels(self) -> Mapping[str, str]:
+        """The object's labels."""
+        if self._labels is None:
+            self._labels, self._fields = self._describe(self.obj)
+        return self._labels
+
+    @property
+    def fields(self) -> Mapping[str, str]:
+        """The object's selectable fields."""
+        if self._fields is None:
+            self._labels, self._fields = self._describe(self.obj)
+        return self._fields
 
     def data(self, revision: int | None = None) -> bytes:
         """Serialized object with its resourceVersion (or ``revision``, for deletions)."""
@@ -93,7 +127,19 @@ class Predicate:
         return self._fields is None or self._fields(fields)
 
     def __call__(self, item: CachedObject) -> bool:
-        return self.matches_parts(item.namespace, item.labels, item.fields)
+        if self.namespace and item.namespace != self.namespace:
+            return False
+        if self._labels is not None and not self._labels(item.labels):
+            return False
+        return self._fields is None or self._fields(item.fields)
+
+
+def _namespace_of(kind: Kind, key: bytes) -> str:
+    """The namespace in a storage key (``/registry/<resource>/<namespace>/<name>``)."""
+    if not kind.namespaced:
+        return ""
+    parts = key.split(b"/", 4)
+    return parts[3].decode() if len(parts) > 4 else ""
 
 
 @dataclass(slots=True)
@@ -256,12 +302,7 @@ class WatchCache:
                 await asyncio.sleep(1.0)
 
     def _cached(self, key: bytes, stored: bytes, revision: int) -> CachedObject:
-        obj = self.kind.message()
-        obj.ParseFromString(stored)
-        obj.metadata.resource_version = str(revision)
-        labels, fields = self.describe(obj)
-        namespace = obj.metadata.namespace
-        return CachedObject(key, revision, stored, obj, namespace, labels, fields)
+        return CachedObject(self.kind, key, revision, stored, self.describe)
 
     def _apply(self, ev: StoreEvent) -> None:
         key = ev.kv.key

@@ -227,3 +227,17 @@ async def test_discovery_and_version(client: navarch.Client) -> None:
     assert "scale" in resources["deployments"].subresources
     version = await client.version()
     assert version.version == navarch.__version__
+
+
+async def test_update_that_only_omits_defaults_changes_nothing(client: navarch.Client,
+                                                               ns: str) -> None:
+    """Sending the manifest again (without the server's defaults, without status) is a
+    no-op: same resourceVersion, same generation."""
+    deps = client.deployments(ns)
+    created = await deps.create(deployment("web", ns))
+    again = await deps.update(deployment("web", ns))
+    assert again.metadata.resource_version == created.metadata.resource_version
+    assert again.metadata.generation == 1
+    patched = await deps.patch("web", {"spec": {"template": {"spec": {"containers": [
+        {"name": "web", "image": "localhost/web:1"}]}}}})
+    assert patched.metadata.resource_version == created.metadata.resource_version

@@ -67,15 +67,19 @@ async def test_manifest_applies_and_reads_back_equal(apiserver: ApiServerProcess
         body = navarch.v1.core_pb2.Namespace()
         body.metadata.name = ns
         await client.namespaces().create(body)
-    first = navctl(apiserver, "apply", "-f", str(path), "-n", ns)
+    manifests = _load(path)
+    # a manifest that names its namespace (the DaemonSet: kube-system) is applied there,
+    # as kubectl requires; the others go to this test's namespace
+    target = [] if any(m.object.metadata.namespace for m in manifests) else ["-n", ns]
+    first = navctl(apiserver, "apply", "-f", str(path), *target)
     assert first.returncode == 0, first.stderr
     assert "created" in first.stdout
-    for manifest in _load(path):
+    for manifest in manifests:
         obj = manifest.object
         live = await client.resource(manifest.object.kind,
                                      obj.metadata.namespace or ns).get(obj.metadata.name)
         problems = missing_from(manifest.raw, navarch.to_dict(live))
         assert problems == [], f"{path.name}: {problems}"
-    again = navctl(apiserver, "apply", "-f", str(path), "-n", ns)
+    again = navctl(apiserver, "apply", "-f", str(path), *target)
     assert again.returncode == 0, again.stderr
     assert "unchanged" in again.stdout and "configured" not in again.stdout

@@ -7,9 +7,11 @@ the SDK client, what it did on the server.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,17 +42,35 @@ def _command(server: str | None, args: tuple[str, ...]) -> list[str]:
     return [sys.executable, "-m", "navarch._navctl", *prefix, *args]
 
 
-async def navctl(apiserver: ApiServerProcess | None, *args: str, stdin: str | None = None
-                 ) -> Result:
-    """Run navctl to completion (within a minute)."""
+@contextlib.asynccontextmanager
+async def started(apiserver: ApiServerProcess | None, *args: str, stdin: bool = False
+                  ) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A navctl process, killed on the way out if still running."""
     proc = await asyncio.create_subprocess_exec(
         *_command(apiserver.address if apiserver else None, args), env=ENV, cwd=REPO,
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
+        stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+async def finished(proc: asyncio.subprocess.Process, stdin: str | None = None) -> Result:
+    """The outcome of a started navctl (within a minute)."""
     out, err = await asyncio.wait_for(proc.communicate(stdin.encode() if stdin else None),
                                       60.0)
     assert proc.returncode is not None
     return Result(proc.returncode, out.decode(), err.decode())
+
+
+async def navctl(apiserver: ApiServerProcess | None, *args: str, stdin: str | None = None
+                 ) -> Result:
+    """Run navctl to completion."""
+    async with started(apiserver, *args, stdin=stdin is not None) as proc:
+        return await finished(proc, stdin)
 
 
 def write(path: Path, *docs: dict[str, Any]) -> str:
@@ -135,7 +155,7 @@ async def test_apply_refuses_a_bad_manifest_before_sending_anything(
     result = await navctl(apiserver, "-n", ns, "apply", "-f", manifest)
     assert result.code == 1 and result.out == ""
     assert result.err.startswith(f"error: {manifest}: document 2, line ")
-    assert 'spec.replicas: expected an integer, got string "three"' in result.err
+    assert "spec.replicas: expected an integer, got string" in result.err
     with pytest.raises(navarch.NotFound):
         await client.configmaps(ns).get("first")
 
@@ -230,11 +250,7 @@ async def test_get_manifest_objects(apiserver: ApiServerProcess, client: navarch
 async def test_get_watch_prints_changes(apiserver: ApiServerProcess, client: navarch.Client,
                                         ns: str) -> None:
     await client.configmaps(ns).create(configmap("first", ns))
-    proc = await asyncio.create_subprocess_exec(
-        *_command(apiserver.address, ("-n", ns, "get", "cm", "--watch")), env=ENV, cwd=REPO,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    assert proc.stdout is not None
-    try:
+    async with started(apiserver, "-n", ns, "get", "cm", "--watch") as proc:
         async def line() -> str:
             assert proc.stdout is not None
             return (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
@@ -244,9 +260,6 @@ async def test_get_watch_prints_changes(apiserver: ApiServerProcess, client: nav
         assert (await line()).split()[:2] == ["second", "2"]
         await client.configmaps(ns).delete("first")
         assert (await line()).split()[:2] == ["first", "1"]
-    finally:
-        proc.terminate()
-        await proc.wait()
 
 
 # --- describe ------------------------------------------------------------------------------
@@ -305,16 +318,14 @@ async def test_delete_waits_until_the_object_is_gone(apiserver: ApiServerProcess
     held = configmap("held", ns)
     held.metadata.finalizers.append("example.com/hold")
     await client.configmaps(ns).create(held)
-    proc = asyncio.create_task(navctl(apiserver, "-n", ns, "delete", "cm", "held",
-                                      "--timeout=60s"))
-
-    async def marked() -> bool:
-        current = await client.configmaps(ns).get("held")
-        return current.metadata.HasField("deletion_timestamp")
-    await eventually(marked, timeout=30, what="deletion to be requested")
-    assert not proc.done()  # still waiting: the finalizer holds the object
-    await client.configmaps(ns).patch("held", {"metadata": {"finalizers": None}})
-    result = await proc
+    async with started(apiserver, "-n", ns, "delete", "cm", "held", "--timeout=60s") as proc:
+        async def marked() -> bool:
+            current = await client.configmaps(ns).get("held")
+            return current.metadata.HasField("deletion_timestamp")
+        await eventually(marked, 30, what="deletion to be requested")
+        assert proc.returncode is None  # still waiting: the finalizer holds the object
+        await client.configmaps(ns).patch("held", {"metadata": {"finalizers": None}})
+        result = await finished(proc)
     assert (result.code, result.out) == (0, 'configmap "held" deleted\n')
     with pytest.raises(navarch.NotFound):
         await client.configmaps(ns).get("held")

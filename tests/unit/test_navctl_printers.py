@@ -402,23 +402,30 @@ def test_format_selector(selector: dict[str, Any] | None, text: str) -> None:
 # --- structured output -------------------------------------------------------------------
 
 def test_list_document_and_yaml() -> None:
-    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"},
-          "data": {"script": "echo hi\necho bye\n"}}
+    cm = {"apiVersion": "v1", "kind": "ConfigMap",
+          "metadata": {"name": "cfg", "creationTimestamp": "2024-01-01T00:00:00Z",
+                       "resourceVersion": "7"},
+          "data": {"script": "echo hi\necho bye\n", "n": "3", "flag": "true", "odd": "a: b"}}
     text = to_yaml(list_document([cm]))
     assert text == (
         "apiVersion: v1\n"
         "items:\n"
         "- apiVersion: v1\n"
         "  data:\n"
+        "    flag: \"true\"\n"
+        "    n: \"3\"\n"
+        "    odd: \"a: b\"\n"
         "    script: |\n"
         "      echo hi\n"
         "      echo bye\n"
         "  kind: ConfigMap\n"
         "  metadata:\n"
+        "    creationTimestamp: \"2024-01-01T00:00:00Z\"\n"
         "    name: cfg\n"
+        "    resourceVersion: \"7\"\n"
         "kind: List\n"
         "metadata:\n"
-        "  resourceVersion: ''\n")
+        "  resourceVersion: \"\"\n")
 
 
 def test_json_keeps_schema_order_with_four_space_indents() -> None:

@@ -21,7 +21,7 @@ from ..errors import FieldViolation, invalid, not_supported, required
 __all__ = [
     "Errors", "NameCheck", "changed_fields", "check_int_or_percent", "check_label_selector",
     "check_labels", "check_names", "check_nonnegative", "check_port_name_or_number",
-    "check_positive", "check_quantity", "check_relative_path", "check_value", "copy_field",
+    "check_quantity", "check_relative_path", "check_value", "copy_field",
     "describe_labels", "describe_selector", "int_or_percent_is_zero", "key", "not_found",
     "parse_quantity", "selector_matches",
 ]
@@ -60,11 +60,6 @@ def check_value(path: str, value: str, supported: Sequence[str], *,
 def check_nonnegative(path: str, value: int) -> Errors:
     """``must be greater than or equal to 0``."""
     return [] if value >= 0 else [invalid(path, value, "must be greater than or equal to 0")]
-
-
-def check_positive(path: str, value: int) -> Errors:
-    """``must be greater than 0``."""
-    return [] if value > 0 else [invalid(path, value, "must be greater than 0")]
 
 
 def check_relative_path(path: str, value: str) -> Errors:
