@@ -144,8 +144,10 @@ class Strategy:
             obj.status.phase = "Pending"
 
     def default(self, obj: Obj) -> None:
-        """Fill in defaults, as Kubernetes' defaulters do."""
+        """Fill in defaults, as Kubernetes' defaulters do; a new Pod gets its QoS class."""
         defaults.apply(self.kind.kind, obj)
+        if self.kind.kind == "Pod" and not obj.status.qos_class:
+            obj.status.qos_class = qos_class(obj.spec)
 
     def validate(self, obj: Obj) -> list[FieldViolation]:
         """Every problem with a new object."""
@@ -207,6 +209,21 @@ def _copy_field(new: Obj, old: Obj, name: str) -> None:
         getattr(new, name).CopyFrom(getattr(old, name))
     else:
         new.ClearField(name)
+
+
+def qos_class(spec: Obj) -> str:
+    """Kubernetes' QoS class of a pod spec: Guaranteed when every container limits cpu
+    and memory to what it requests, BestEffort when none requests or limits anything,
+    else Burstable."""
+    containers = [*spec.init_containers, *spec.containers]
+    if not any(c.resources.requests or c.resources.limits for c in containers):
+        return "BestEffort"
+    for c in containers:
+        requests, limits = c.resources.requests, c.resources.limits
+        for name in ("cpu", "memory"):
+            if name not in limits or requests.get(name, limits[name]) != limits[name]:
+                return "Burstable"
+    return "Guaranteed"
 
 
 _EXTERNAL_TYPES = ("NodePort", "LoadBalancer")

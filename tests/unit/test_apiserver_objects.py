@@ -80,3 +80,21 @@ def test_parse_resource_version(value: str, revision: int) -> None:
 def test_parse_resource_version_rejects(value: str) -> None:
     with pytest.raises(ApiError, match="resourceVersion"):
         objects.parse_resource_version(value)
+
+
+@pytest.mark.parametrize(("resources", "expected"), [
+    ([{}], "BestEffort"),
+    ([{"limits": {"cpu": "1", "memory": "1Gi"}}], "Guaranteed"),
+    ([{"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}],
+     "Guaranteed"),
+    ([{"requests": {"cpu": "500m"}, "limits": {"cpu": "1", "memory": "1Gi"}}], "Burstable"),
+    ([{"requests": {"cpu": "100m"}}], "Burstable"),
+    ([{"limits": {"cpu": "1", "memory": "1Gi"}}, {}], "Burstable"),
+])
+def test_qos_class(resources: list[dict[str, dict[str, str]]], expected: str) -> None:
+    from navarch import from_dict
+    from services.apiserver.strategy import qos_class
+
+    spec = from_dict({"containers": [{"name": f"c{i}", "image": "i", "resources": r}
+                                     for i, r in enumerate(resources)]}, core_pb2.PodSpec)
+    assert qos_class(spec) == expected
