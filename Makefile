@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 RUN_DIR ?= $(CURDIR)/.run
 export VENV
 
-.PHONY: deps proto up down status test test-fast lint bench clean
+.PHONY: deps proto up down status test test-fast lint bench bench-api clean
 
 deps:
 	@./deploy/bootstrap.sh
