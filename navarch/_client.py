@@ -103,6 +103,8 @@ class ResourceClient(Generic[T]):
         self._client = client
         self.kind = kind
         self.namespace = namespace if kind.namespaced else ""
+        # objects are read and written in this kind's version when it is not the stored one
+        self._version = "" if kind.storage else kind.api_version
 
     async def _unary(self, method: str, request: Message) -> Any:
         return await self._client.call(method, request)
@@ -114,20 +116,22 @@ class ResourceClient(Generic[T]):
     async def create(self, obj: T, *, dry_run: bool = False) -> T:
         """Create ``obj``; returns it as stored."""
         return await self._object("Create", api_pb2.CreateRequest(
-            resource=self.kind.resource, namespace=self.namespace, object=_pack(obj),
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, object=_pack(obj),
             dry_run=dry_run))
 
     async def get(self, name: str) -> T:
         """The current object."""
         return await self._object("Get", api_pb2.GetRequest(
-            resource=self.kind.resource, namespace=self.namespace, name=name))
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, name=name))
 
     async def list(self, *, label_selector: str = "", field_selector: str = "",
                    limit: int = 0, continue_token: str = "",
                    resource_version: str = "") -> ObjectList[T]:
         """One page of objects (all of them when ``limit`` is 0)."""
         response = await self._unary("List", api_pb2.ListRequest(
-            resource=self.kind.resource, namespace=self.namespace,
+            resource=self.kind.resource, api_version=self._version, namespace=self.namespace,
             label_selector=label_selector, field_selector=field_selector, limit=limit,
             continue_token=continue_token, resource_version=resource_version))
         remaining = (response.remaining_item_count
@@ -171,13 +175,15 @@ class ResourceClient(Generic[T]):
     async def update(self, obj: T, *, dry_run: bool = False) -> T:
         """Replace the object (ABORTED/Conflict when its resourceVersion is stale)."""
         return await self._object("Update", api_pb2.UpdateRequest(
-            resource=self.kind.resource, namespace=self.namespace, object=_pack(obj),
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, object=_pack(obj),
             dry_run=dry_run))
 
     async def update_status(self, obj: T) -> T:
         """Replace the object's status (the rest is ignored)."""
         return await self._object("Update", api_pb2.UpdateRequest(
-            resource=self.kind.resource, namespace=self.namespace, subresource="status",
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, subresource="status",
             object=_pack(obj)))
 
     async def patch(self, name: str, patch: Any, *, patch_type: str = "merge",
@@ -188,7 +194,8 @@ class ResourceClient(Generic[T]):
                  "json": "application/json-patch+json"}.get(patch_type, patch_type)
         body = patch if isinstance(patch, bytes) else json.dumps(patch).encode()
         response = await self._unary("Patch", api_pb2.PatchRequest(
-            resource=self.kind.resource, namespace=self.namespace, name=name,
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, name=name,
             subresource=subresource, patch_type=media, patch=body, dry_run=dry_run))
         return cast(T, _decode_any(response.object))
 
@@ -197,7 +204,8 @@ class ResourceClient(Generic[T]):
                      dry_run: bool = False) -> T:
         """Delete (or start deleting) the object; returns its last state."""
         request = api_pb2.DeleteRequest(
-            resource=self.kind.resource, namespace=self.namespace, name=name,
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, name=name,
             propagation_policy=propagation_policy, dry_run=dry_run,
             preconditions=api_pb2.Preconditions(uid=uid, resource_version=resource_version))
         if grace_period_seconds is not None:
@@ -207,7 +215,8 @@ class ResourceClient(Generic[T]):
     async def get_scale(self, name: str) -> autoscaling_pb2.Scale:
         """The scale subresource."""
         response = await self._unary("Get", api_pb2.GetRequest(
-            resource=self.kind.resource, namespace=self.namespace, name=name,
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, name=name,
             subresource="scale"))
         return cast(autoscaling_pb2.Scale, _decode_any(response.object))
 
@@ -220,7 +229,8 @@ class ResourceClient(Generic[T]):
         scale.metadata.resource_version = resource_version
         scale.spec.replicas = replicas
         response = await self._unary("Update", api_pb2.UpdateRequest(
-            resource=self.kind.resource, namespace=self.namespace, subresource="scale",
+            resource=self.kind.resource, api_version=self._version,
+            namespace=self.namespace, subresource="scale",
             object=_pack(scale)))
         return cast(autoscaling_pb2.Scale, _decode_any(response.object))
 

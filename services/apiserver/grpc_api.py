@@ -27,6 +27,7 @@ import navarch
 from navarch._kinds import KINDS
 from navarch.v1 import api_pb2
 
+from . import conversion
 from .auth import AllowAll, AnonymousAuthenticator, Attributes, Authenticator, Authorizer
 from .errors import ApiError, bad_request
 from .resources import Resources
@@ -76,6 +77,17 @@ def _unpack(packed: any_pb2.Any, field: str = "object") -> Message:
     except DecodeError as exc:
         raise bad_request(f"{field}: not a valid serialized {full_name}: {exc}") from None
     return msg
+
+
+def _in_version(resources: Resources, resource: str, api_version: str, obj: Message) -> Message:
+    """``obj`` (stored form) as the caller's apiVersion asks; Scale and Pod views pass."""
+    if not api_version:
+        return obj
+    version = conversion.served_kind(resources.kind(resource), api_version)
+    if obj.DESCRIPTOR.full_name != resources.kind(resource).message_type:
+        return obj
+    converted: Message = conversion.from_storage(obj, version)
+    return converted
 
 
 class ApiService:
@@ -156,8 +168,9 @@ class ApiService:
             if req.subresource:
                 raise bad_request(f'create does not support subresource "{req.subresource}" '
                                   f"of {req.resource}")
-            return _pack(await self.resources.create(req.resource, req.namespace, obj,
-                                                     dry_run=req.dry_run))
+            created = await self.resources.create(req.resource, req.namespace, obj,
+                                                  dry_run=req.dry_run)
+            return _pack(_in_version(self.resources, req.resource, req.api_version, created))
         return await self._call(context, "create", req.resource, body)
 
     async def get(self, req: api_pb2.GetRequest,
@@ -166,8 +179,9 @@ class ApiService:
         async def body() -> bytes:
             self._admit(context, self._attrs("get", req.resource, req.subresource,
                                              req.namespace, req.name))
-            return _pack(await self.resources.get(req.resource, req.namespace, req.name,
-                                                  req.subresource))
+            got = await self.resources.get(req.resource, req.namespace, req.name,
+                                           req.subresource)
+            return _pack(_in_version(self.resources, req.resource, req.api_version, got))
         return await self._call(context, "get", req.resource, body)
 
     async def list(self, req: api_pb2.ListRequest,
@@ -181,13 +195,17 @@ class ApiService:
                 req.resource, req.namespace, label_selector=req.label_selector,
                 field_selector=req.field_selector, limit=req.limit,
                 continue_token=req.continue_token, resource_version=req.resource_version)
-            type_url = f"type.googleapis.com/{kind.message_type}"
+            version = conversion.served_kind(kind, req.api_version)
+            type_url = f"type.googleapis.com/{version.message_type}"
             response = api_pb2.ListResponse(resource_version=str(result.revision),
                                             continue_token=result.continue_token)
             if result.remaining is not None:
                 response.remaining_item_count = result.remaining
-            response.items.extend(any_pb2.Any(type_url=type_url, value=item)
-                                  for item in result.items)
+            items = result.items
+            if version is not kind:
+                items = [conversion.from_storage(kind.message.FromString(item), version)
+                         .SerializeToString() for item in items]
+            response.items.extend(any_pb2.Any(type_url=type_url, value=item) for item in items)
             return response.SerializeToString()
         return await self._call(context, "list", req.resource, body)
 
@@ -231,9 +249,10 @@ class ApiService:
             ns = req.namespace or (meta.namespace if meta is not None else "")
             self._admit(context, self._attrs("update", req.resource, req.subresource, ns,
                                              meta.name if meta is not None else ""))
-            return _pack(await self.resources.update(req.resource, req.namespace, obj,
-                                                     subresource=req.subresource,
-                                                     dry_run=req.dry_run))
+            updated = await self.resources.update(req.resource, req.namespace, obj,
+                                                  subresource=req.subresource,
+                                                  dry_run=req.dry_run)
+            return _pack(_in_version(self.resources, req.resource, req.api_version, updated))
         return await self._call(context, "update", req.resource, body)
 
     async def patch(self, req: api_pb2.PatchRequest,
@@ -242,9 +261,10 @@ class ApiService:
         async def body() -> bytes:
             self._admit(context, self._attrs("patch", req.resource, req.subresource,
                                              req.namespace, req.name))
-            return _pack(await self.resources.patch(
+            patched = await self.resources.patch(
                 req.resource, req.namespace, req.name, req.patch, patch_type=req.patch_type,
-                subresource=req.subresource, dry_run=req.dry_run))
+                subresource=req.subresource, dry_run=req.dry_run, api_version=req.api_version)
+            return _pack(_in_version(self.resources, req.resource, req.api_version, patched))
         return await self._call(context, "patch", req.resource, body)
 
     async def delete(self, req: api_pb2.DeleteRequest,
@@ -254,12 +274,13 @@ class ApiService:
             self._admit(context, self._attrs("delete", req.resource, "", req.namespace,
                                              req.name))
             grace = req.grace_period_seconds if req.HasField("grace_period_seconds") else None
-            return _pack(await self.resources.delete(
+            deleted = await self.resources.delete(
                 req.resource, req.namespace, req.name, grace_period_seconds=grace,
                 propagation_policy=req.propagation_policy,
                 precondition_uid=req.preconditions.uid,
                 precondition_resource_version=req.preconditions.resource_version,
-                dry_run=req.dry_run))
+                dry_run=req.dry_run)
+            return _pack(_in_version(self.resources, req.resource, req.api_version, deleted))
         return await self._call(context, "delete", req.resource, body)
 
     # --- Discovery ----------------------------------------------------------------------

@@ -446,10 +446,12 @@ class Resources:
         raise _too_contended(kind, name)
 
     async def patch(self, resource: str, namespace: str, name: str, patch: bytes, *,
-                    patch_type: str = "", subresource: str = "",
-                    dry_run: bool = False) -> Obj:
-        """Apply a JSON merge patch or JSON patch to the current object (or subresource)."""
+                    patch_type: str = "", subresource: str = "", dry_run: bool = False,
+                    api_version: str = "") -> Obj:
+        """Apply a JSON merge patch or JSON patch to the current object (or subresource),
+        as seen in ``api_version`` (default: the stored version). Returns the stored form."""
         kind = self.kind(resource)
+        version = conversion.served_kind(kind, api_version)
         self._check_subresource(kind, subresource, ("status", "scale"))
         apply = _patcher(patch_type, patch)
         key = objects.object_key(kind, self._namespace(kind, namespace), name)
@@ -467,8 +469,9 @@ class Resources:
                     if exc.code == grpc.StatusCode.ABORTED and not _pins_version(patch):
                         continue
                     raise
-            doc = apply(_codec.to_dict(old))
-            new = _decode_patched(doc, kind.message, kind.kind, name)
+            doc = apply(_codec.to_dict(conversion.from_storage(old, version)))
+            new = conversion.to_storage(kind, _decode_patched(doc, version.message,
+                                                              kind.kind, name))
             new_meta = new.metadata
             if new_meta.name != name:
                 raise invalid_object(kind.kind, name, [invalid(

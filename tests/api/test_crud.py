@@ -241,3 +241,33 @@ async def test_update_that_only_omits_defaults_changes_nothing(client: navarch.C
     patched = await deps.patch("web", {"spec": {"template": {"spec": {"containers": [
         {"name": "web", "image": "localhost/web:1"}]}}}})
     assert patched.metadata.resource_version == created.metadata.resource_version
+
+
+async def test_hpa_is_served_in_v1_and_v2(client: navarch.Client, ns: str) -> None:
+    """An autoscaling/v1 HPA is stored as v2, and read and patched back as v1 by a client
+    that asks for v1 (so re-applying a v1 manifest is a no-op)."""
+    v1 = obj({"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+              "metadata": {"name": "web", "namespace": ns},
+              "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                          "name": "web"},
+                       "minReplicas": 1, "maxReplicas": 5,
+                       "targetCPUUtilizationPercentage": 50}})
+    as_v1 = client.for_object(v1)
+    created = await as_v1.create(v1)
+    assert created.api_version == "autoscaling/v1"
+    assert created.spec.target_cpu_utilization_percentage == 50
+    stored = await client.horizontalpodautoscalers(ns).get("web")
+    assert stored.api_version == "autoscaling/v2"
+    assert stored.spec.metrics[0].resource.target.average_utilization == 50
+    patched = await as_v1.patch("web", {"spec": {"targetCPUUtilizationPercentage": 70}})
+    assert patched.spec.target_cpu_utilization_percentage == 70
+    stored = await client.horizontalpodautoscalers(ns).get("web")
+    assert stored.spec.metrics[0].resource.target.average_utilization == 70
+    listed = await as_v1.list()
+    assert [h.spec.target_cpu_utilization_percentage for h in listed.items] == [70]
+    from navarch.v1 import api_pb2
+
+    with pytest.raises(navarch.Invalid, match="not served"):
+        await client.call("Get", api_pb2.GetRequest(
+            resource="horizontalpodautoscalers", namespace=ns, name="web",
+            api_version="autoscaling/v9"))

@@ -98,3 +98,24 @@ def test_qos_class(resources: list[dict[str, dict[str, str]]], expected: str) ->
     spec = from_dict({"containers": [{"name": f"c{i}", "image": "i", "resources": r}
                                      for i, r in enumerate(resources)]}, core_pb2.PodSpec)
     assert qos_class(spec) == expected
+
+
+def test_hpa_versions_round_trip() -> None:
+    from navarch import from_dict, to_dict
+    from navarch._kinds import kind_for
+    from navarch.v1 import autoscaling_pb2
+    from services.apiserver import conversion
+
+    v1_doc = {"apiVersion": "autoscaling/v1", "kind": "HorizontalPodAutoscaler",
+              "metadata": {"name": "web"},
+              "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                       "maxReplicas": 5, "targetCPUUtilizationPercentage": 50}}
+    stored = conversion.to_storage(storage_kind("horizontalpodautoscalers"),
+                                   from_dict(v1_doc, autoscaling_pb2.HorizontalPodAutoscalerV1))
+    assert stored.spec.metrics[0].resource.target.average_utilization == 50
+    v1 = kind_for("autoscaling/v1", "HorizontalPodAutoscaler")
+    assert to_dict(conversion.from_storage(stored, v1)) == v1_doc
+    assert conversion.served_kind(storage_kind("horizontalpodautoscalers"), "") is \
+        storage_kind("horizontalpodautoscalers")
+    with pytest.raises(ApiError, match="not served"):
+        conversion.served_kind(storage_kind("pods"), "v2")
