@@ -159,7 +159,7 @@ class ResourceClient(Generic[T]):
         """Changes after ``resource_version`` ("" or "0": ADDED for every current object
         first). Raises Gone when that version is compacted."""
         request = api_pb2.WatchRequest(
-            resource=self.kind.resource, namespace=self.namespace,
+            resource=self.kind.resource, api_version=self._version, namespace=self.namespace,
             label_selector=label_selector, field_selector=field_selector,
             resource_version=resource_version, allow_watch_bookmarks=allow_bookmarks,
             timeout_seconds=timeout_seconds)

@@ -13,7 +13,7 @@ import builtins
 import contextlib
 import platform
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 import grpc
@@ -24,7 +24,7 @@ from grpc_status import rpc_status
 from prometheus_client import Counter, Histogram
 
 import navarch
-from navarch._kinds import KINDS
+from navarch._kinds import KINDS, Kind
 from navarch.v1 import api_pb2
 
 from . import conversion
@@ -88,6 +88,21 @@ def _in_version(resources: Resources, resource: str, api_version: str, obj: Mess
         return obj
     converted: Message = conversion.from_storage(obj, version)
     return converted
+
+
+async def _converted_events(events: AsyncGenerator[bytes, None], kind: Kind,
+                            version: Kind) -> AsyncGenerator[bytes, None]:
+    """Serialized WatchEvents of ``kind`` re-encoded with their objects in ``version``."""
+    async with contextlib.aclosing(events):
+        async for data in events:
+            event = api_pb2.WatchEvent.FromString(data)
+            if event.type == "BOOKMARK":
+                # only metadata.resourceVersion: the same bytes read in every version
+                event.object.type_url = f"type.googleapis.com/{version.message_type}"
+            else:
+                stored = kind.message.FromString(event.object.value)
+                event.object.Pack(conversion.from_storage(stored, version))
+            yield event.SerializeToString()
 
 
 class ApiService:
@@ -220,6 +235,9 @@ class ApiService:
                 req.resource, req.namespace, label_selector=req.label_selector,
                 field_selector=req.field_selector, resource_version=req.resource_version,
                 bookmark_interval=self.bookmark_interval if req.allow_watch_bookmarks else 0.0)
+            version = conversion.served_kind(kind, req.api_version)
+            if version is not kind:
+                events = _converted_events(events, kind, version)
             WATCHERS.labels(req.resource).inc()
             deadline = time.monotonic() + req.timeout_seconds if req.timeout_seconds > 0 else None
             async with contextlib.aclosing(events):

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 import navarch
-from tests.api.util import configmap, deployment, obj, pod
+from tests.api.util import configmap, deployment, next_events, obj, pod
 
 
 async def test_create_sets_identity_and_reads_back(client: navarch.Client, ns: str) -> None:
@@ -265,6 +266,12 @@ async def test_hpa_is_served_in_v1_and_v2(client: navarch.Client, ns: str) -> No
     assert stored.spec.metrics[0].resource.target.average_utilization == 70
     listed = await as_v1.list()
     assert [h.spec.target_cpu_utilization_percentage for h in listed.items] == [70]
+    stream = as_v1.watch(resource_version=listed.resource_version)
+    await as_v1.patch("web", {"spec": {"targetCPUUtilizationPercentage": 80}})
+    async with contextlib.aclosing(stream):
+        events = await next_events(stream, 1)
+    assert events[0].object.api_version == "autoscaling/v1"
+    assert events[0].object.spec.target_cpu_utilization_percentage == 80
     from navarch.v1 import api_pb2
 
     with pytest.raises(navarch.Invalid, match="not served"):
