@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import json
 import os
 import platform
 import subprocess
@@ -262,14 +261,6 @@ def bench_floor(cfg: BenchConfig) -> dict[str, Any]:
 # -- report ------------------------------------------------------------------------------------
 
 
-def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """raftstore/etcd for every metric both measured (and etcd's is not 0)."""
-    if REFERENCE not in results or CANDIDATE not in results:
-        return {}
-    ref, cand = results[REFERENCE]["metrics"], results[CANDIDATE]["metrics"]
-    return {m.key: cand[m.key] / ref[m.key] for m in METRICS if ref.get(m.key)}
-
-
 def check_targets(results: dict[str, dict[str, Any]], cfg: BenchConfig
                   ) -> list[dict[str, Any]]:
     """Each target, judged on every backend that ran (``met`` per backend)."""
@@ -324,7 +315,7 @@ def _server_notes(name: str, r: dict[str, Any], cfg: BenchConfig) -> list[str]:
 def render(results: dict[str, dict[str, Any]], cfg: BenchConfig,
            targets: list[dict[str, Any]]) -> str:
     """The table of metrics, notes on each server, and the targets."""
-    rel = ratios(results)
+    rel = store_bench.ratios(results, METRICS)
     fields = dataclasses.asdict(cfg)
     rows: list[tuple[str, ...]] = [("metric", "unit", REFERENCE, CANDIDATE, "ratio r/e",
                                     "do-nothing", "better")]
@@ -400,12 +391,10 @@ def main(argv: list[str] | None = None) -> int:
         "client": f"navarch.Client {navarch.__version__}: {cfg.clients_per_channel} tasks "
                   f"per channel, {cfg.watchers} watch streams over {cfg.watch_channels}",
         "metrics": [dataclasses.asdict(m) for m in METRICS],
-        "backends": results, "ratios": ratios(results), "targets": targets,
+        "backends": results, "ratios": store_bench.ratios(results, METRICS),
+        "targets": targets,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"api-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nresults: {path} ({report['seconds']}s)")
+    store_bench.write_report(args.results_dir, "api", report)
     return 0
 
 

@@ -428,11 +428,23 @@ def bench_floor(cfg: BenchConfig) -> dict[str, float]:
 # -- report --------------------------------------------------------------------------------
 
 
-def ratios(results: dict[str, dict[str, Any]]) -> dict[str, float]:
+def ratios(results: dict[str, dict[str, Any]],
+           metrics: tuple[Any, ...] | list[Any] | None = None) -> dict[str, float]:
+    """raftstore/etcd for every metric (of ``metrics``, default this benchmark's) that
+    both measured and etcd's is not 0."""
     if REFERENCE not in results or CANDIDATE not in results:
         return {}
     ref, cand = results[REFERENCE]["metrics"], results[CANDIDATE]["metrics"]
-    return {m.key: cand[m.key] / ref[m.key] for m in METRICS if ref.get(m.key)}
+    return {m.key: cand[m.key] / ref[m.key] for m in (metrics or METRICS) if ref.get(m.key)}
+
+
+def write_report(results_dir: Path, name: str, report: dict[str, Any]) -> Path:
+    """Write ``report`` as ``<results_dir>/<name>-<started>.json`` and say where."""
+    results_dir.mkdir(parents=True, exist_ok=True)
+    path = results_dir / f"{name}-{report['started']}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nresults: {path} ({report['seconds']}s)")
+    return path
 
 
 def check_targets(results: dict[str, dict[str, Any]], cfg: BenchConfig
@@ -568,10 +580,7 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": [dataclasses.asdict(m) for m in METRICS],
         "backends": results, "ratios": ratios(results), "targets": targets,
     }
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"store-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nresults: {path} ({report['seconds']}s)")
+    write_report(args.results_dir, "store", report)
     return 0
 
 

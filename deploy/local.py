@@ -64,16 +64,11 @@ class LocalMember:
 
     def pid(self) -> int | None:
         """The member's pid if it is running."""
-        try:
-            pid = int(self.pid_file.read_text())
-            os.kill(pid, 0)
-        except (OSError, ValueError):
+        pid = _pid_of(self.pid_file, b"store")
+        if pid is None:
             return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            return None
-        return pid if b"store" in cmdline and self.name.encode() in cmdline else None
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return pid if self.name.encode() in cmdline else None
 
 
 def members(run_dir: Path) -> list[LocalMember]:
@@ -136,6 +131,7 @@ def _etcdctl(run_dir: Path, *args: str) -> None:
 
 
 def _pid_of(pid_file: Path, marker: bytes) -> int | None:
+    """The pid in ``pid_file`` if that process runs and its command line has ``marker``."""
     try:
         pid = int(pid_file.read_text())
         os.kill(pid, 0)

@@ -169,9 +169,7 @@ def resource(name: str) -> Kind:
     """The storage Kind for a resource name as users type it: plural, singular, short
     name, ``resource.group`` or the kind itself (``pods``, ``pod``, ``po``, ``Pod``)."""
     key = name.lower()
-    found = _by_name().get(key)
-    if found is None:
-        found = next((k for k in KINDS if k.storage and k.kind.lower() == key), None)
+    found = _by_name().get(key)  # the singular is the lower-case kind
     if found is None:
         raise UnknownKind(f'the server doesn\'t have a resource type "{name}"')
     return found

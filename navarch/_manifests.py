@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,8 +158,3 @@ def _child_with_dots(node: yaml.MappingNode, path: str, name: str) -> yaml.Node 
         if isinstance(k, yaml.ScalarNode) and rest.startswith(str(k.value)):
             return v
     return None
-
-
-def as_mapping(value: Any) -> Mapping[str, Any]:
-    """``value`` if it is a mapping, else an empty one (helper for callers)."""
-    return value if isinstance(value, Mapping) else {}

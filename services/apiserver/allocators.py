@@ -24,7 +24,7 @@ from navarch._kinds import Kind
 from . import objects
 from .errors import FieldViolation, invalid
 from .objects import Obj
-from .storage import Compare, Delete, Put, Store, key_absent
+from .storage import Compare, Delete, Put, Store, key_absent, scan
 
 __all__ = ["IP_PREFIX", "PORT_PREFIX", "Allocations", "ServiceAllocator"]
 
@@ -152,11 +152,7 @@ class ServiceAllocator:
                                plan: Allocations) -> None:
         spec = new.spec
         before = {p.node_port for p in old.spec.ports if p.node_port} if old is not None else set()
-        if spec.type not in _NODE_PORT_TYPES:
-            if old is not None:
-                for port in spec.ports:
-                    if port.node_port in before:
-                        port.node_port = 0  # leaving NodePort releases the ports
+        if spec.type not in _NODE_PORT_TYPES:  # defaulting has cleared the ports' nodePort
             plan.deletes += [Delete(_port_key(p)) for p in sorted(before)]
             return
         if old is not None:
@@ -207,14 +203,8 @@ class ServiceAllocator:
 
     async def _free_ports(self, count: int, avoid: set[int]) -> list[int] | None:
         low, high = self.node_ports
-        taken = set(avoid)
-        start, end = PORT_PREFIX, objects.prefix_end(PORT_PREFIX)
-        while True:
-            page = await self.store.page(start, end, limit=1000)
-            taken.update(int(kv.key[len(PORT_PREFIX):]) for kv in page.kvs)
-            if not page.more or not page.kvs:
-                break
-            start = page.kvs[-1].key + b"\0"
+        _, kvs = await scan(self.store, PORT_PREFIX, objects.prefix_end(PORT_PREFIX))
+        taken = avoid | {int(kv.key[len(PORT_PREFIX):]) for kv in kvs}
         free = [p for p in range(low, high + 1) if p not in taken]
         if len(free) < count:
             return None

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 
 import grpc
 from google.protobuf import any_pb2
-from google.rpc import code_pb2, error_details_pb2, status_pb2
+from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
-    "ApiError", "FieldViolation", "already_exists", "bad_request", "code_of", "conflict",
+    "ApiError", "FieldViolation", "already_exists", "bad_request", "conflict",
     "duplicate", "forbidden", "forbidden_request", "gone", "immutable", "invalid",
     "invalid_object", "not_found", "not_supported", "required", "too_long",
 ]
@@ -155,8 +155,3 @@ def gone(message: str) -> ApiError:
 def forbidden_request(message: str) -> ApiError:
     """FAILED_PRECONDITION: the request is well-formed but the cluster's state refuses it."""
     return ApiError(grpc.StatusCode.FAILED_PRECONDITION, message, reason="Forbidden")
-
-
-def code_of(error: ApiError) -> int:
-    """The numeric google.rpc code of ``error``."""
-    return int(code_pb2.Code.Value(error.code.name))

@@ -83,8 +83,9 @@ def _in_version(resources: Resources, resource: str, api_version: str, obj: Mess
     """``obj`` (stored form) as the caller's apiVersion asks; Scale and Pod views pass."""
     if not api_version:
         return obj
-    version = conversion.served_kind(resources.kind(resource), api_version)
-    if obj.DESCRIPTOR.full_name != resources.kind(resource).message_type:
+    kind = resources.kind(resource)
+    version = conversion.served_kind(kind, api_version)
+    if obj.DESCRIPTOR.full_name != kind.message_type:
         return obj
     converted: Message = conversion.from_storage(obj, version)
     return converted
@@ -162,9 +163,14 @@ class ApiService:
             LATENCY.labels(verb, resource).observe(time.perf_counter() - start)
 
     def _attrs(self, verb: str, resource: str, subresource: str, namespace: str,
-               name: str) -> Attributes:
+               name: str, *, collection: bool = False) -> Attributes:
+        """The request's attributes; for a collection (list, watch) no namespace means
+        every namespace, for one object it means "default"."""
         kind = self.resources.kind(resource)
-        ns = (namespace or "default") if kind.namespaced else ""
+        if not kind.namespaced:
+            ns = ""
+        else:
+            ns = namespace if collection else namespace or "default"
         return Attributes(verb, resource, subresource, ns, name, kind.group)
 
     # --- Resources ----------------------------------------------------------------------
@@ -204,8 +210,8 @@ class ApiService:
         """Resources.List."""
         async def body() -> bytes:
             kind = self.resources.kind(req.resource)
-            self._admit(context, Attributes("list", req.resource, "", req.namespace
-                                            if kind.namespaced else "", "", kind.group))
+            self._admit(context, self._attrs("list", req.resource, "", req.namespace, "",
+                                             collection=True))
             result = await self.resources.list(
                 req.resource, req.namespace, label_selector=req.label_selector,
                 field_selector=req.field_selector, limit=req.limit,
@@ -229,8 +235,8 @@ class ApiService:
         """Resources.Watch: a stream of serialized WatchEvents."""
         try:
             kind = self.resources.kind(req.resource)
-            self._admit(context, Attributes("watch", req.resource, "", req.namespace
-                                            if kind.namespaced else "", "", kind.group))
+            self._admit(context, self._attrs("watch", req.resource, "", req.namespace, "",
+                                             collection=True))
             events = self.resources.watch(
                 req.resource, req.namespace, label_selector=req.label_selector,
                 field_selector=req.field_selector, resource_version=req.resource_version,

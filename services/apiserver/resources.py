@@ -124,7 +124,7 @@ class Resources:
         return requested or in_object or "default"
 
     def _now(self, meta_time: Obj, offset: float = 0.0) -> None:
-        meta_time.FromNanoseconds(int(self.clock() + offset) * 1_000_000_000)
+        _set_time(meta_time, self.clock() + offset)
 
     async def _read(self, kind: Kind, key: bytes, name: str) -> tuple[KeyValue, Obj]:
         kv = await self.store.get(key)
@@ -600,7 +600,7 @@ class Resources:
             new = core_pb2.Pod()
             new.CopyFrom(pod)
             new.spec.node_name = target.name
-            _set_condition(new, "PodScheduled", "True", self)
+            _set_condition(new, "PodScheduled", "True", self.clock())
             if dry_run:
                 return new
             new.metadata.resource_version = ""
@@ -612,15 +612,20 @@ class Resources:
         raise _too_contended(kind, name)
 
 
-def _set_condition(pod: core_pb2.Pod, cond_type: str, status: str, res: Resources) -> None:
+def _set_time(timestamp: Obj, seconds: float) -> None:
+    """Set a Timestamp to whole seconds, as Kubernetes' metav1.Time is."""
+    timestamp.FromSeconds(int(seconds))
+
+
+def _set_condition(pod: core_pb2.Pod, cond_type: str, status: str, now: float) -> None:
     for cond in pod.status.conditions:
         if cond.type == cond_type:
             if cond.status != status:
                 cond.status = status
-                res._now(cond.last_transition_time)
+                _set_time(cond.last_transition_time, now)
             return
     cond = pod.status.conditions.add(type=cond_type, status=status)
-    res._now(cond.last_transition_time)
+    _set_time(cond.last_transition_time, now)
 
 
 def _too_contended(kind: Kind, name: str) -> ApiError:

@@ -264,6 +264,21 @@ class _StreamLost(Exception):
     """A watch stream stopped working without a gRPC status: resume it elsewhere."""
 
 
+async def scan(store: Store, start: bytes, end: bytes, *,
+               page_size: int = 1000) -> tuple[int, list[KeyValue]]:
+    """Every key in [start, end), read page by page at the first page's revision:
+    (that revision, the key-values in key order)."""
+    kvs: list[KeyValue] = []
+    revision = 0
+    while True:
+        page = await store.page(start, end, revision=revision, limit=page_size)
+        revision = page.revision
+        kvs += page.kvs
+        if not page.more or not page.kvs:
+            return revision, kvs
+        start = page.kvs[-1].key + b"\0"
+
+
 def _kv(m: Any) -> KeyValue:
     return KeyValue(m.key, m.value, m.create_revision, m.mod_revision, m.version, m.lease)
 

@@ -156,12 +156,9 @@ class Strategy:
     # --- update -------------------------------------------------------------------------
 
     def prepare_for_update(self, new: Obj, old: Obj) -> None:
-        """Keep what the main resource may not change: the status. A Service leaving
-        NodePort/LoadBalancer drops the fields only those types have, as Kubernetes does."""
+        """Keep what the main resource may not change: the status."""
         if self.has_status:
             _copy_field(new, old, "status")
-        if self.kind.kind == "Service":
-            _drop_external_fields(new.spec, old.spec)
 
     def prepare_for_status_update(self, new: Obj, old: Obj) -> None:
         """Keep everything but the status."""
@@ -224,19 +221,6 @@ def qos_class(spec: Obj) -> str:
             if name not in limits or requests.get(name, limits[name]) != limits[name]:
                 return "Burstable"
     return "Guaranteed"
-
-
-_EXTERNAL_TYPES = ("NodePort", "LoadBalancer")
-
-
-def _drop_external_fields(spec: Obj, old_spec: Obj) -> None:
-    """Clear externalTrafficPolicy/healthCheckNodePort carried over from an external type."""
-    if spec.type in _EXTERNAL_TYPES or old_spec.type not in _EXTERNAL_TYPES:
-        return
-    if spec.external_traffic_policy == old_spec.external_traffic_policy and not spec.external_ips:
-        spec.external_traffic_policy = ""
-    if spec.health_check_node_port == old_spec.health_check_node_port:
-        spec.health_check_node_port = 0
 
 
 _STRATEGIES: dict[str, Strategy] = {}

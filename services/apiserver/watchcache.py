@@ -35,7 +35,7 @@ from navarch.v1 import api_pb2
 from . import objects
 from .errors import ApiError, gone
 from .objects import Obj
-from .storage import Compacted, Store, StoreEvent
+from .storage import Compacted, Store, StoreEvent, scan
 
 __all__ = ["CacheEvent", "CachedObject", "Describe", "Predicate", "WatchCache", "Watcher"]
 
@@ -72,10 +72,7 @@ class CachedObject:
     def obj(self) -> Obj:
         """The decoded object (shared: never mutate it)."""
         if self._obj is None:
-            obj = self.kind.message()
-            obj.ParseFromString(self.stored)
-            obj.metadata.resource_version = str(self.revision)
-            self._obj = obj
+            self._obj = objects.decode(self.kind, self.stored, self.revision)
         return self._obj
 
     @property
@@ -262,18 +259,9 @@ class WatchCache:
 
     async def _relist(self) -> None:
         """Replace the state with a consistent list; the event window restarts empty."""
-        items: dict[bytes, CachedObject] = {}
-        start, end = self.prefix, objects.prefix_end(self.prefix)
-        revision = 0
-        while True:
-            page = await self.store.page(start, end, revision=revision, limit=self.page_size)
-            revision = page.revision
-            for kv in page.kvs:
-                items[kv.key] = self._cached(kv.key, kv.value, kv.mod_revision)
-            if not page.more or not page.kvs:
-                break
-            start = page.kvs[-1].key + b"\0"
-        self.objects = items
+        revision, kvs = await scan(self.store, self.prefix, objects.prefix_end(self.prefix),
+                                   page_size=self.page_size)
+        self.objects = {kv.key: self._cached(kv.key, kv.value, kv.mod_revision) for kv in kvs}
         self.events.clear()
         self.revision = self.window_start = revision
         self._ready.set()

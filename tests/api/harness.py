@@ -53,7 +53,7 @@ class ApiServerProcess:
             with grpc.insecure_channel(self.address) as ch:
                 stub = health_pb2_grpc.HealthStub(ch)
                 reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
-                return reply.status == health_pb2.HealthCheckResponse.SERVING
+                return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.RpcError:
             return False
 

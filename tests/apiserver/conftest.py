@@ -9,8 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.store.cluster import BACKENDS, StoreCluster
-from tests.store.conftest import BACKEND_NAMES, fresh_store, prefix, store  # noqa: F401
+from tests.store.cluster import StoreCluster
+from tests.store.conftest import (  # noqa: F401
+    BACKEND_NAMES,
+    fresh_store,
+    make_cluster,
+    prefix,
+    store,
+)
 
 NOTIFY_FLAGS = {
     "raftstore": ["--watch-progress-notify-interval", "0.5"],
@@ -23,14 +29,7 @@ def notifying_store(request: pytest.FixtureRequest,
                     tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreCluster]:
     """A running 3-member cluster whose members notify idle watches every 0.5 s."""
     backend = request.param
-    cluster = BACKENDS[backend](tmp_path_factory.mktemp(f"{backend}-notify"),  # type: ignore[call-arg]
-                                extra_args=NOTIFY_FLAGS[backend])
-    try:
-        cluster.start()
-    except BaseException:
-        for i in range(cluster.size):
-            print(f"--- {cluster.names[i]} log ---\n{cluster.log_tail(i)}")
-        cluster.destroy()
-        raise
+    cluster = make_cluster(backend, tmp_path_factory.mktemp(f"{backend}-notify"),
+                           NOTIFY_FLAGS[backend])
     yield cluster
     cluster.destroy()

@@ -25,8 +25,10 @@ BACKEND_NAMES = [
 ]
 
 
-def _make(backend: str, workdir: Path) -> StoreCluster:
-    cluster = BACKENDS[backend](workdir)
+def make_cluster(backend: str, workdir: Path, extra_args: list[str] | None = None
+                 ) -> StoreCluster:
+    """A started cluster of ``backend`` (its members' logs printed if it fails to start)."""
+    cluster = BACKENDS[backend](workdir, extra_args=extra_args)  # type: ignore[call-arg]
     try:
         cluster.start()
     except BaseException:
@@ -41,7 +43,7 @@ def _make(backend: str, workdir: Path) -> StoreCluster:
 def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
           ) -> Iterator[StoreCluster]:
     """A running 3-member cluster shared by the tests of one module."""
-    cluster = _make(request.param, tmp_path_factory.mktemp(request.param))
+    cluster = make_cluster(request.param, tmp_path_factory.mktemp(request.param))
     yield cluster
     cluster.destroy()
 
@@ -49,7 +51,7 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 @pytest.fixture(params=BACKEND_NAMES)
 def fresh_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreCluster]:
     """A new running 3-member cluster for this test alone."""
-    cluster = _make(request.param, tmp_path)
+    cluster = make_cluster(request.param, tmp_path)
     yield cluster
     cluster.destroy()
 
