@@ -59,6 +59,26 @@ def _run_apiserver(args: argparse.Namespace) -> int:
     return run(config)
 
 
+def _add_controllers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.controllers.server import add_arguments
+
+    p = sub.add_parser(
+        "controllers",
+        help="run the controller manager: the reconcile loops of every workload kind",
+        description="Run ReplicaSet, Deployment, Endpoints, node, Namespace, garbage "
+        "collection, DaemonSet, Job, CronJob, StatefulSet and HPA controllers, "
+        "active/standby through a Lease.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_controllers)
+
+
+def _run_controllers(args: argparse.Namespace) -> int:
+    from services.controllers.server import main as run
+
+    return run(args)
+
+
 def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from deploy import local
 
@@ -87,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_store(sub)
     _add_apiserver(sub)
+    _add_controllers(sub)
     _add_local(sub)
     return parser
 

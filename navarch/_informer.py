@@ -14,6 +14,11 @@ Contracts:
   again and reconciles the cache, calling on_add/on_update/on_delete for the differences,
   so that handlers see a consistent story and no deletion is ever missed.
 - ``synced`` is set once the first list is in the cache.
+- Several handler sets may be registered (``add_handlers``), as client-go's shared
+  informers allow: one informer per kind feeds every controller of a process. A set
+  added after the first list is replayed the cached objects as adds.
+- Indexes (``add_index``) map each cached object to values (its node, its owner's uid…);
+  ``by_index`` answers from them without scanning the cache.
 """
 
 from __future__ import annotations
@@ -30,12 +35,13 @@ from google.protobuf.message import Message
 from navarch._client import ResourceClient
 from navarch._errors import ApiError, Gone
 
-__all__ = ["Informer", "object_key"]
+__all__ = ["Informer", "InformerFactory", "object_key"]
 
 log = structlog.get_logger("navarch.informer")
 
 T = TypeVar("T", bound=Message)
 Handler = Callable[..., Awaitable[None] | None]
+IndexFunc = Callable[[Any], "list[str]"]
 
 
 def object_key(obj: Message) -> str:
@@ -60,12 +66,41 @@ class Informer(Generic[T]):
         self.label_selector = label_selector
         self.field_selector = field_selector
         self.page_size = page_size
-        self.on_add, self.on_update, self.on_delete = on_add, on_update, on_delete
+        self._handlers: list[tuple[Handler | None, Handler | None, Handler | None]] = []
+        if on_add or on_update or on_delete:
+            self._handlers.append((on_add, on_update, on_delete))
+        self._indexers: dict[str, IndexFunc] = {}
+        self._indexes: dict[str, dict[str, set[str]]] = {}
         self.backoff, self.max_backoff = backoff, max_backoff
         self.cache: dict[str, T] = {}
         self.resource_version = ""
         self.synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+
+    # --- registration -------------------------------------------------------------------
+
+    async def add_handlers(self, on_add: Handler | None = None,
+                           on_update: Handler | None = None,
+                           on_delete: Handler | None = None) -> None:
+        """Register one more set of handlers; replays the cache as adds if already listed."""
+        self._handlers.append((on_add, on_update, on_delete))
+        if self.synced.is_set() and on_add is not None:
+            for obj in list(self.cache.values()):
+                await self._call(on_add, obj)
+
+    def add_index(self, name: str, func: IndexFunc) -> None:
+        """Index cached objects by ``func(obj)`` (a list of values) under ``name``."""
+        self._indexers[name] = func
+        index: dict[str, set[str]] = {}
+        for key, obj in self.cache.items():
+            for value in func(obj):
+                index.setdefault(value, set()).add(key)
+        self._indexes[name] = index
+
+    def by_index(self, name: str, value: str) -> list[T]:
+        """Cached objects whose index ``name`` holds ``value`` (shared: do not mutate)."""
+        keys = self._indexes[name].get(value, ())
+        return [self.cache[k] for k in keys if k in self.cache]
 
     # --- reads --------------------------------------------------------------------------
 
@@ -133,15 +168,17 @@ class Informer(Generic[T]):
         old = self.cache
         self.cache = fresh
         self.resource_version = listed.resource_version
+        for name in self._indexers:
+            self.add_index(name, self._indexers[name])
         for key, obj in fresh.items():
             before = old.get(key)
             if before is None:
-                await self._call(self.on_add, obj)
+                await self._dispatch(0, obj)
             elif _version(before) != _version(obj):
-                await self._call(self.on_update, before, obj)
+                await self._dispatch(1, before, obj)
         for key, obj in old.items():
             if key not in fresh:
-                await self._call(self.on_delete, obj)
+                await self._dispatch(2, obj)
         self.synced.set()
 
     async def _watch(self) -> None:
@@ -157,14 +194,39 @@ class Informer(Generic[T]):
                 key = object_key(obj)
                 if event.type == "DELETED":
                     gone = self.cache.pop(key, None)
-                    await self._call(self.on_delete, gone if gone is not None else obj)
+                    self._unindex(key, gone)
+                    await self._dispatch(2, gone if gone is not None else obj)
                     continue
                 before = self.cache.get(key)
                 self.cache[key] = obj
+                self._unindex(key, before)
+                self._index(key, obj)
                 if before is None:
-                    await self._call(self.on_add, obj)
+                    await self._dispatch(0, obj)
                 else:
-                    await self._call(self.on_update, before, obj)
+                    await self._dispatch(1, before, obj)
+
+    def _index(self, key: str, obj: T) -> None:
+        for name, func in self._indexers.items():
+            index = self._indexes[name]
+            for value in func(obj):
+                index.setdefault(value, set()).add(key)
+
+    def _unindex(self, key: str, obj: T | None) -> None:
+        if obj is None:
+            return
+        for name, func in self._indexers.items():
+            index = self._indexes[name]
+            for value in func(obj):
+                keys = index.get(value)
+                if keys is not None:
+                    keys.discard(key)
+                    if not keys:
+                        del index[value]
+
+    async def _dispatch(self, which: int, *args: Any) -> None:
+        for handlers in self._handlers:
+            await self._call(handlers[which], *args)
 
     @staticmethod
     async def _call(handler: Handler | None, *args: Any) -> None:
@@ -176,3 +238,44 @@ class Informer(Generic[T]):
                 await result
         except Exception:
             log.exception("informer handler failed")
+
+
+class InformerFactory:
+    """One shared informer per (kind, namespace, selectors) for every controller of a
+    process, as client-go's SharedInformerFactory."""
+
+    def __init__(self, client: Any, *, page_size: int = 500) -> None:
+        self.client = client
+        self.page_size = page_size
+        self._informers: dict[tuple[str, str, str, str], Informer[Any]] = {}
+
+    def informer(self, kind: Any, namespace: str = "", *, label_selector: str = "",
+                 field_selector: str = "") -> Informer[Any]:
+        """The shared informer of ``kind`` (a name, message class or Kind), created once."""
+        resource = self.client.resource(kind, namespace)
+        key = (resource.kind.resource, namespace, label_selector, field_selector)
+        found = self._informers.get(key)
+        if found is None:
+            found = Informer(resource, label_selector=label_selector,
+                             field_selector=field_selector, page_size=self.page_size)
+            self._informers[key] = found
+        return found
+
+    def informers(self) -> list[Informer[Any]]:
+        """Every informer created so far."""
+        return list(self._informers.values())
+
+    def start(self) -> None:
+        """Start every informer not yet running."""
+        for informer in self._informers.values():
+            informer.start()
+
+    async def wait_synced(self, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        """Wait until every informer has listed once."""
+        await asyncio.wait_for(
+            asyncio.gather(*(i.synced.wait() for i in self._informers.values())), timeout)
+
+    async def stop(self) -> None:
+        """Stop every informer."""
+        for informer in self._informers.values():
+            await informer.stop()

@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Any, Literal, cast
 
 from navarch import _names
 
@@ -406,3 +406,12 @@ def selector_from_fields(
     if problems:
         raise SelectorError(problems)
     return LabelSelectorExpr(tuple(requirements))
+
+
+def label_selector(selector: Any) -> LabelSelectorExpr:
+    """The selector of a ``navarch.v1.LabelSelector`` message (matchLabels and
+    matchExpressions); raises ``SelectorError`` when it is not valid. An empty one
+    selects everything: callers decide what an *absent* selector means."""
+    return selector_from_fields(
+        dict(selector.match_labels),
+        [(r.key, r.operator, list(r.values)) for r in selector.match_expressions])

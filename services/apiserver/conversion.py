@@ -116,10 +116,7 @@ def scale_of(obj: Obj) -> autoscaling_pb2.Scale:
     spec, status = obj.spec, obj.status
     selector = ""
     if spec.HasField("selector"):
-        expr = _labels.selector_from_fields(
-            dict(spec.selector.match_labels),
-            [(r.key, r.operator, list(r.values)) for r in spec.selector.match_expressions])
-        selector = str(expr)
+        selector = str(_labels.label_selector(spec.selector))
     scale = autoscaling_pb2.Scale(
         api_version="autoscaling/v1", kind="Scale",
         metadata=meta_pb2.ObjectMeta(

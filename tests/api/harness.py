@@ -1,4 +1,5 @@
-"""An API server process for tests: started on a free port over a given store."""
+"""Navarch daemons as child processes for tests: an API server on a free port over a given
+store, and any other ``navarch`` subcommand that serves gRPC health (``NavarchProcess``)."""
 
 from __future__ import annotations
 
@@ -14,29 +15,30 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tests.store.cluster import REPO as ROOT
 from tests.store.cluster import free_ports, wait_for
 
-__all__ = ["ApiServerProcess"]
+__all__ = ["ApiServerProcess", "NavarchProcess"]
 
 
-class ApiServerProcess:
-    """``navarch apiserver`` as a child process, with its log in ``workdir``."""
+class NavarchProcess:
+    """``navarch <subcommand> --listen <free port> <args>`` as a child process, with its
+    log in ``workdir``; started means its gRPC health check answers SERVING."""
 
-    def __init__(self, store_endpoints: list[str], workdir: Path,
-                 extra_args: list[str] | None = None) -> None:
-        self.store_endpoints = store_endpoints
+    subcommand = ""
+
+    def __init__(self, workdir: Path, args: list[str] | None = None, *,
+                 subcommand: str = "", name: str = "") -> None:
+        self.subcommand = subcommand or self.subcommand
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_ports(1)[0]
         self.address = f"127.0.0.1:{self.port}"
-        self.extra_args = extra_args or []
+        self.extra_args = args or []
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log_path = workdir / f"apiserver-{self.port}.log"
+        self.log_path = workdir / f"{name or self.subcommand}-{self.port}.log"
 
     def command(self) -> list[str]:
         """The command line of the process."""
-        return [sys.executable, "-m", "navarch", "--log-format", "json", "apiserver",
-                "--store-endpoints", ",".join(self.store_endpoints),
-                "--listen", self.address, "--watch-bookmark-interval", "1",
-                "--compaction-interval", "0", *self.extra_args]
+        return [sys.executable, "-m", "navarch", "--log-format", "json", self.subcommand,
+                "--listen", self.address, *self.extra_args]
 
     def start(self, timeout: float = 30.0) -> None:
         """Start and wait until its health check says SERVING."""
@@ -44,18 +46,31 @@ class ApiServerProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          env=env, cwd=ROOT)
-        wait_for(self._serving, timeout, f"apiserver on {self.address} to serve")
+        wait_for(self.serving, timeout, f"{self.subcommand} on {self.address} to serve")
 
-    def _serving(self) -> bool:
+    def serving(self, service: str = "") -> bool:
+        """Whether the health check of ``service`` ("" = the process) says SERVING;
+        raises if the process has exited."""
         if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"apiserver exited with {self.proc.returncode}:\n{self.log_tail()}")
+            raise RuntimeError(f"{self.subcommand} exited with {self.proc.returncode}:\n"
+                               f"{self.log_tail()}")
         try:
             with grpc.insecure_channel(self.address) as ch:
                 stub = health_pb2_grpc.HealthStub(ch)
-                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1.0)
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
                 return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
         except grpc.RpcError:
             return False
+
+    def pause(self) -> None:
+        """SIGSTOP: the process stops answering without closing anything."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT after ``pause``."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send ``sig`` and reap the process."""
@@ -80,3 +95,21 @@ class ApiServerProcess:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
         except OSError:
             return ""
+
+
+class ApiServerProcess(NavarchProcess):
+    """``navarch apiserver`` over ``store_endpoints``."""
+
+    subcommand = "apiserver"
+
+    def __init__(self, store_endpoints: list[str], workdir: Path,
+                 extra_args: list[str] | None = None) -> None:
+        super().__init__(workdir, extra_args)
+        self.store_endpoints = store_endpoints
+
+    def command(self) -> list[str]:
+        """The command line of the process."""
+        return [sys.executable, "-m", "navarch", "--log-format", "json", "apiserver",
+                "--store-endpoints", ",".join(self.store_endpoints),
+                "--listen", self.address, "--watch-bookmark-interval", "1",
+                "--compaction-interval", "0", *self.extra_args]

@@ -135,9 +135,7 @@ def check_labels(path: str, labels: Mapping[str, str]) -> Errors:
 def check_label_selector(path: str, selector: meta_pb2.LabelSelector) -> Errors:
     """A structured selector: valid match labels, operators with the right values."""
     try:
-        _labels.selector_from_fields(
-            dict(selector.match_labels),
-            [(r.key, r.operator, list(r.values)) for r in selector.match_expressions])
+        _labels.label_selector(selector)
     except _labels.SelectorError as exc:
         return [FieldViolation(f"{path}.{where}" if where else path, message)
                 for where, message in exc.violations]
@@ -146,9 +144,7 @@ def check_label_selector(path: str, selector: meta_pb2.LabelSelector) -> Errors:
 
 def _selector(selector: meta_pb2.LabelSelector) -> _labels.LabelSelectorExpr | None:
     try:
-        return _labels.selector_from_fields(
-            dict(selector.match_labels),
-            [(r.key, r.operator, list(r.values)) for r in selector.match_expressions])
+        return _labels.label_selector(selector)
     except _labels.SelectorError:
         return None
 
