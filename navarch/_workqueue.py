@@ -72,7 +72,7 @@ class WorkQueue(Generic[K]):
             if pending[0] <= due:
                 return
             pending[1].cancel()
-        task = asyncio.get_running_loop().create_task(self._later(key, delay))
+        task = asyncio.get_running_loop().create_task(self._later(key, due))
         self._waiting[key] = (due, task)
 
     def add_rate_limited(self, key: K) -> None:
@@ -154,9 +154,9 @@ class WorkQueue(Generic[K]):
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _later(self, key: K, delay: float) -> None:
+    async def _later(self, key: K, due: float) -> None:
         with contextlib.suppress(asyncio.CancelledError):
-            await self.clock.sleep(delay)
+            await self.clock.sleep(due - self.clock.monotonic())
             if self._waiting.get(key, (0.0, None))[1] is asyncio.current_task():
                 del self._waiting[key]
             self.add(key)

@@ -201,6 +201,7 @@ class FakeResource:
         return self.c._store(self.kind.resource, new, "ADDED")
 
     async def get(self, name: str) -> Any:
+        self.c._raise("get", self.kind.resource)
         return _copy(self._get(name))
 
     async def list(self, *, label_selector: str = "", field_selector: str = "",
