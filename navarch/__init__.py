@@ -74,7 +74,8 @@ if TYPE_CHECKING:
 def __getattr__(name: str) -> Any:
     if name == "v1":
         module = importlib.import_module("navarch.v1")
-        for sub in ("api", "apps", "autoscaling", "batch", "coordination", "core", "meta"):
+        for sub in ("api", "apps", "autoscaling", "batch", "coordination", "core", "meta",
+                    "metrics"):
             importlib.import_module(f"navarch.v1.{sub}_pb2")
         return module
     target = _EXPORTS.get(name)

@@ -21,6 +21,7 @@ from navarch.v1 import (  # noqa: F401
     coordination_pb2,
     core_pb2,
     meta_pb2,
+    metrics_pb2,
 )
 
 __all__ = [
@@ -120,6 +121,7 @@ KINDS: tuple[Kind, ...] = (
              short=("hpa",), sub=("status",), message="HorizontalPodAutoscalerV1",
              storage=False),
     _grouped("coordination.k8s.io", "v1", "Lease", "leases"),
+    _grouped("metrics.k8s.io", "v1beta1", "PodMetrics", "podmetrics"),
 )
 
 

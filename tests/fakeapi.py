@@ -51,6 +51,13 @@ class Action:
         return (self.verb, res, where)
 
 
+def _held(obj: Any) -> bool:
+    """Whether finalizers keep ``obj`` (a Namespace's spec.finalizers too) from going."""
+    if isinstance(obj, core_pb2.Namespace) and obj.spec.finalizers:
+        return True
+    return bool(obj.metadata.finalizers)
+
+
 def _copy(obj: Message) -> Any:
     c = type(obj)()
     c.CopyFrom(obj)
@@ -254,7 +261,7 @@ class FakeResource:
                 new.status.CopyFrom(status)
             if hasattr(new, "spec") and new.spec != current.spec:
                 new.metadata.generation += 1
-        if new.metadata.deletion_timestamp.seconds and not new.metadata.finalizers:
+        if new.metadata.deletion_timestamp.seconds and not _held(new):
             del self.c.objects[self._key(name)]
             self.c.revision += 1
             new.metadata.resource_version = str(self.c.revision)
@@ -292,7 +299,7 @@ class FakeResource:
             extra = "foregroundDeletion" if propagation_policy == "Foreground" else "orphan"
             if extra not in finalizers:
                 new.metadata.finalizers.append(extra)
-        if new.metadata.finalizers:
+        if _held(new):
             if not new.metadata.deletion_timestamp.seconds:
                 new.metadata.deletion_timestamp.FromSeconds(int(self.c.now))
             return self.c._store(self.kind.resource, new, "MODIFIED")

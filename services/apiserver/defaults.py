@@ -188,6 +188,21 @@ def _pod(pod: core_pb2.Pod) -> None:
     _set_if_unset(spec, "priority", 0)
     spec.service_account_name = spec.service_account_name or spec.service_account or "default"
     spec.service_account = spec.service_account_name
+    _default_toleration_seconds(spec)
+
+
+DEFAULT_TOLERATION_SECONDS = 300
+_NOT_READY_TAINTS = ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable")
+
+
+def _default_toleration_seconds(spec: core_pb2.PodSpec) -> None:
+    """Kubernetes' DefaultTolerationSeconds admission: a pod that does not tolerate the
+    not-ready/unreachable NoExecute taints itself tolerates them for 300 s."""
+    for key in _NOT_READY_TAINTS:
+        if any(t.key in (key, "") and t.effect in ("NoExecute", "") for t in spec.tolerations):
+            continue
+        spec.tolerations.add(key=key, operator="Exists", effect="NoExecute",
+                             toleration_seconds=DEFAULT_TOLERATION_SECONDS)
 
 
 @_defaults("PodTemplate", core_pb2.PodTemplate)

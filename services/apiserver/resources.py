@@ -365,7 +365,10 @@ class Resources:
         problems += st.validate(new) + st.validate_update(new, old)
         self._validated(st, new, problems)
         new_meta, old_meta = new.metadata, old.metadata
-        if old_meta.HasField("deletion_timestamp") and not new_meta.finalizers:
+        # A terminating namespace goes only once spec.finalizers is empty too (the
+        # namespace controller's finalize step), not on any other update.
+        finalized = not (kind.kind == "Namespace" and new.spec.finalizers)
+        if old_meta.HasField("deletion_timestamp") and not new_meta.finalizers and finalized:
             if dry_run:
                 return new
             return await self._delete_now(kind, key, kv, old, new)

@@ -23,9 +23,10 @@ def pod(name: str, node: str = "", ns: str = "default") -> core_pb2.Pod:
     return p
 
 
-async def eventually(cond, timeout: float = 2.0) -> None:  # type: ignore[no-untyped-def]
-    async with asyncio.timeout(timeout):
-        while not cond():
+async def eventually(cond) -> None:  # type: ignore[no-untyped-def]
+    """Poll ``cond`` (the fake API delivers watch events on the next loop turns)."""
+    async with asyncio.timeout(2.0):
+        while not cond():  # noqa: ASYNC110 - a cache filled by another task, no event to await
             await asyncio.sleep(0.001)
 
 

@@ -139,7 +139,7 @@ async def test_a_leader_that_cannot_renew_steps_down_before_the_lease_expires(
 
 
 async def test_two_candidates_never_lead_at_once(world) -> None:  # type: ignore[no-untyped-def]
-    client, clock, _ = world
+    _, clock, _ = world
     cands = [candidate(world, n) for n in ("a", "b", "c")]
     for step in range(200):
         await clock.advance(0.5)
