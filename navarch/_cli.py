@@ -79,6 +79,44 @@ def _run_controllers(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_simnodes(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.simnodes.config import add_arguments
+
+    p = sub.add_parser(
+        "simnodes",
+        help="run simulated nodes (hollow kubelets) that run pods without containers",
+        description="Register N simulated nodes, renew their leases, and mark pods bound to "
+        "them Running and Ready, honouring deletion and grace periods.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_simnodes)
+
+
+def _run_simnodes(args: argparse.Namespace) -> int:
+    from services.simnodes.server import main as run
+
+    return run(args)
+
+
+def _add_scheduler(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.scheduler.server import add_arguments
+
+    p = sub.add_parser(
+        "scheduler",
+        help="run the scheduler: bind pending pods to nodes",
+        description="Place pending pods onto nodes (filter, score, bind), active/standby "
+        "through a Lease.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_scheduler)
+
+
+def _run_scheduler(args: argparse.Namespace) -> int:
+    from services.scheduler.server import main as run
+
+    return run(args)
+
+
 def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from deploy import local
 
@@ -108,6 +146,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_store(sub)
     _add_apiserver(sub)
     _add_controllers(sub)
+    _add_scheduler(sub)
+    _add_simnodes(sub)
     _add_local(sub)
     return parser
 

@@ -1,0 +1,1 @@
+"""The scheduler (`navarch scheduler`): binds pending pods to nodes. See README.md."""
