@@ -6,7 +6,8 @@ PY := $(VENV)/bin/python
 RUN_DIR ?= $(CURDIR)/.run
 export VENV
 
-.PHONY: deps proto up down status test test-fast lint bench bench-api clean
+.PHONY: deps proto up down status test test-fast lint bench bench-api bench-scheduler \
+	bench-controllers clean
 
 deps:
 	@./deploy/bootstrap.sh
@@ -41,6 +42,12 @@ bench: deps
 
 bench-api: deps
 	$(PY) -m bench.api
+
+bench-scheduler: deps
+	$(PY) -m bench.scheduler
+
+bench-controllers: deps
+	$(PY) -m bench.controllers
 
 clean: down
 	rm -rf $(RUN_DIR) build *.egg-info

@@ -2,7 +2,9 @@
 
 Contracts:
 - ``event()`` never blocks the caller and never raises: events are best effort, written
-  by a background task in the order recorded.
+  by ``writers`` background tasks (several, so that a scheduler binding hundreds of pods
+  a second is not held back by one write at a time); at most ``max_pending`` wait, the
+  rest are dropped.
 - Repeats are aggregated: the same (object, type, reason, message) within
   ``aggregate_window`` seconds updates the first event's ``count`` and ``lastTimestamp``
   instead of creating a new one, as kubectl users expect (``x5 over 2m``).
@@ -56,7 +58,8 @@ class EventRecorder:
 
     def __init__(self, client: object, component: str, *, host: str = "",
                  instance: str = "", clock: Clock | None = None,
-                 aggregate_window: float = 600.0, max_pending: int = 10_000) -> None:
+                 aggregate_window: float = 600.0, max_pending: int = 10_000,
+                 writers: int = 8) -> None:
         self.client = client
         self.component, self.host, self.instance = component, host, instance
         self.clock: Clock = clock or RealClock()
@@ -65,7 +68,8 @@ class EventRecorder:
             asyncio.Queue(max_pending))
         self._seen: dict[tuple[str, ...], _Seen] = {}
         self._seq = itertools.count()
-        self._task: asyncio.Task[None] | None = None
+        self._writers = writers
+        self._tasks: list[asyncio.Task[None]] = []
         self.recorded: list[core_pb2.Event] = []  # every event passed to event() (tests)
 
     def event(self, obj: Message, type_: str, reason: str, message: str) -> None:
@@ -96,18 +100,23 @@ class EventRecorder:
 
     async def stop(self) -> None:
         """Stop the writer task (pending events are dropped)."""
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
 
     # --- internals ------------------------------------------------------------------------
 
     def _ensure_running(self) -> None:
-        if self._task is None or self._task.done():
-            with contextlib.suppress(RuntimeError):
-                self._task = asyncio.get_running_loop().create_task(self._write_loop())
+        self._tasks = [t for t in self._tasks if not t.done()]
+        if len(self._tasks) >= self._writers:
+            return
+        with contextlib.suppress(RuntimeError):
+            loop = asyncio.get_running_loop()
+            while len(self._tasks) < self._writers:
+                self._tasks.append(loop.create_task(self._write_loop()))
 
     async def _write_loop(self) -> None:
         while True:
@@ -136,12 +145,12 @@ class EventRecorder:
                 pass
             except ApiError:
                 return
+        self._seen[key] = _Seen(ev.metadata.name, ev.metadata.namespace, 1, now, now)
         try:
             await events.create(ev)
-        except ApiError as exc:
-            log.debug("event not written", reason=ev.reason, error=exc.message)
-            return
-        self._seen[key] = _Seen(ev.metadata.name, ev.metadata.namespace, 1, now, now)
+        except Exception:
+            self._seen.pop(key, None)
+            raise
         if len(self._seen) > 4096:
             for old in list(self._seen)[:1024]:
                 del self._seen[old]
