@@ -191,6 +191,23 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--current-replicas", type=int, default=-1,
                    help="only scale if the replicas are this many now")
     p.add_argument("--resource-version", default="")
+    from navarch._navctl.rollout import run_rollout, run_set_image
+
+    p = _command(sub, "rollout", run_rollout, "Manage a rollout: status, history, undo, "
+                                              "pause, resume, restart")
+    p.add_argument("action", choices=("status", "history", "undo", "pause", "resume",
+                                      "restart"))
+    p.add_argument("targets", nargs="+", metavar="TYPE NAME | TYPE/NAME")
+    p.add_argument("--to-revision", type=int, default=0,
+                   help="undo: the revision to roll back to (default: the previous one)")
+    p.add_argument("--revision", type=int, default=0,
+                   help="history: show the pod template of this revision")
+    p.add_argument("-w", "--watch", type=_bool, nargs="?", const=True, default=True,
+                   help="status: wait until the rollout finishes (default true)")
+    p = _command(sub, "set", run_set_image, "Update a field of objects: set image "
+                                            "TYPE/NAME CONTAINER=IMAGE...")
+    p.add_argument("what", metavar="image")
+    p.add_argument("args", nargs="+", metavar="TYPE/NAME CONTAINER=IMAGE")
     for name, run, what in (("label", _label, "labels"), ("annotate", _annotate,
                                                          "annotations")):
         p = _command(sub, name, run, f"Update the {what} of objects: KEY=VALUE sets, "
