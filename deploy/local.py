@@ -1,14 +1,16 @@
 """``navarch up`` / ``down`` / ``status``: a local cluster on this machine.
 
-For now the cluster is the control plane's storage and API: three ``navarch store``
-members and one ``navarch apiserver`` on loopback, with data, logs and pids under
-``--run-dir`` (default ``.run``)::
+For now the cluster is the control plane over simulated nodes: three ``navarch store``
+members, one ``navarch apiserver``, ``navarch controllers``, ``navarch scheduler`` and
+``navarch simnodes --count 3`` (hollow nodes, until node agents run real containers),
+all on loopback, with data, logs and pids under ``--run-dir`` (default ``.run``)::
 
     .run/store/peer-secret
     .run/store/s1/{data/,member.log,member.pid}   client 127.0.0.1:12379, peer :12380
     .run/store/s2/...                              client 127.0.0.1:22379, peer :22380
     .run/store/s3/...                              client 127.0.0.1:32379, peer :32380
     .run/apiserver/{apiserver.log,apiserver.pid}  gRPC 127.0.0.1:6443
+    .run/controllers/…, .run/scheduler/…, .run/simnodes/…   health on :10257, :10259, :10250
     .run/config.json                              {"server": "127.0.0.1:6443"}
 
 ``up`` also writes ~/.navarch/config.json (unless $NAVARCH_CONFIG names another file), so
@@ -141,15 +143,29 @@ def _pid_of(pid_file: Path, marker: bytes) -> int | None:
     return pid if marker in cmdline else None
 
 
-def _api_dir(run_dir: Path) -> Path:
-    return run_dir / "apiserver"
+# name, health port of its gRPC --listen (0: the apiserver, which listens on API_PORT),
+# extra flags; started in this order after the store, stopped in reverse
+DAEMONS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
+    ("apiserver", 0, ()),
+    ("controllers", 10257, ()),
+    ("scheduler", 10259, ()),
+    ("simnodes", 10250, ("--count", "3")),
+)
+
+
+def _daemon_dir(run_dir: Path, name: str) -> Path:
+    return run_dir / name
+
+
+def _daemon_pid(run_dir: Path, name: str) -> int | None:
+    return _pid_of(_daemon_dir(run_dir, name) / f"{name}.pid", name.encode())
 
 
 def _api_pid(run_dir: Path) -> int | None:
-    return _pid_of(_api_dir(run_dir) / "apiserver.pid", b"apiserver")
+    return _daemon_pid(run_dir, "apiserver")
 
 
-def _api_serving(address: str) -> bool:
+def _serving(address: str) -> bool:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
     try:
@@ -161,29 +177,36 @@ def _api_serving(address: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _start_apiserver(run_dir: Path) -> None:
-    root = _api_dir(run_dir)
+def _daemon_command(run_dir: Path, name: str, port: int, extra: tuple[str, ...]) -> list[str]:
+    base = [sys.executable, "-m", "navarch", "--log-format", "json", name]
+    if name == "apiserver":
+        return [*base, "--store-endpoints", endpoints(run_dir), "--listen",
+                f"{HOST}:{API_PORT}"]
+    return [*base, "--server", f"{HOST}:{API_PORT}", "--listen", f"{HOST}:{port}", *extra]
+
+
+def _start_daemon(run_dir: Path, name: str, port: int, extra: tuple[str, ...]) -> None:
+    root = _daemon_dir(run_dir, name)
     root.mkdir(parents=True, exist_ok=True)
-    address = f"{HOST}:{API_PORT}"
-    pid = _api_pid(run_dir)
+    address = f"{HOST}:{port or API_PORT}"
+    pid = _daemon_pid(run_dir, name)
     if pid is not None:
-        print(f"apiserver already running (pid {pid})")
+        print(f"{name} already running (pid {pid})")
     else:
-        print(f"starting apiserver ({address})")
-        cmd = [sys.executable, "-m", "navarch", "--log-format", "json", "apiserver",
-               "--store-endpoints", endpoints(run_dir), "--listen", address]
-        with open(root / "apiserver.log", "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        (root / "apiserver.pid").write_text(str(proc.pid))
+        print(f"starting {name} ({address})")
+        with open(root / f"{name}.log", "ab") as log:
+            proc = subprocess.Popen(_daemon_command(run_dir, name, port, extra), stdout=log,
+                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True)
+        (root / f"{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + START_TIMEOUT
-    while not _api_serving(address):
-        if _api_pid(run_dir) is None:
-            tail = (root / "apiserver.log").read_text(errors="replace").splitlines()[-8:]
-            raise SystemExit("navarch up: the apiserver exited; its log ends:\n" + "\n".join(tail))
+    while not _serving(address):
+        if _daemon_pid(run_dir, name) is None:
+            tail = (root / f"{name}.log").read_text(errors="replace").splitlines()[-8:]
+            raise SystemExit(f"navarch up: {name} exited; its log ends:\n" + "\n".join(tail))
         if time.monotonic() > deadline:
-            raise SystemExit(f"navarch up: the apiserver did not serve within {START_TIMEOUT}s; "
-                             f"see {root / 'apiserver.log'}")
+            raise SystemExit(f"navarch up: {name} did not serve within {START_TIMEOUT}s; "
+                             f"see {root / (name + '.log')}")
         time.sleep(0.2)
 
 
@@ -240,9 +263,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     _etcdctl(run_dir, "member", "list", "-w", "table")
     print("Endpoint status:")
     _etcdctl(run_dir, "endpoint", "status", "-w", "table")
-    _start_apiserver(run_dir)
+    for name, port, extra in DAEMONS:
+        _start_daemon(run_dir, name, port, extra)
     config = _write_config(run_dir)
-    print(f"\nThe apiserver serves on {HOST}:{API_PORT} (navctl finds it through {config}).")
+    print(f"\nThe apiserver serves on {HOST}:{API_PORT} (navctl finds it through {config}); "
+          "the controllers, the scheduler and 3 simulated nodes run against it.")
     _apply_examples(list(getattr(args, "example", None) or []))
     print("\nUse it:  .venv/bin/navctl get namespaces   (or: navctl get all -A)")
     print("Stop it: make down")
@@ -252,10 +277,11 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     """Stop every member (SIGTERM, then SIGKILL after 10 s). Data is kept."""
     run_dir = Path(args.run_dir).resolve()
-    api = _api_pid(run_dir)
-    if api is not None:
-        _stop_pid(api, "apiserver")
-        (_api_dir(run_dir) / "apiserver.pid").unlink(missing_ok=True)
+    for name, _, _ in reversed(DAEMONS):
+        pid = _daemon_pid(run_dir, name)
+        if pid is not None:
+            _stop_pid(pid, name)
+            (_daemon_dir(run_dir, name) / f"{name}.pid").unlink(missing_ok=True)
     for m in members(run_dir):
         pid = m.pid()
         if pid is None:
@@ -270,8 +296,10 @@ def cmd_status(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).resolve()
     running = [m.name for m in members(run_dir) if m.pid() is not None]
     print(f"running members: {', '.join(running) or 'none'}")
-    api = _api_pid(run_dir)
-    print(f"apiserver: {f'running (pid {api}) on {HOST}:{API_PORT}' if api else 'not running'}")
+    for name, port, _ in DAEMONS:
+        pid = _daemon_pid(run_dir, name)
+        where = f"{HOST}:{port or API_PORT}"
+        print(f"{name}: {f'running (pid {pid}) on {where}' if pid else 'not running'}")
     if running:
         _etcdctl(run_dir, "member", "list", "-w", "table")
         _etcdctl(run_dir, "endpoint", "status", "-w", "table")
