@@ -8,6 +8,10 @@ Contracts:
 - Repeats are aggregated: the same (object, type, reason, message) within
   ``aggregate_window`` seconds updates the first event's ``count`` and ``lastTimestamp``
   instead of creating a new one, as kubectl users expect (``x5 over 2m``).
+- Spam is filtered as client-go's EventSourceObjectSpamFilter does: each (source,
+  object, type, reason) has a token bucket of ``spam_burst`` events refilled at one per
+  ``spam_refill`` seconds; events beyond it are dropped (so a ReplicaSet creating 1,000
+  pods writes 25 SuccessfulCreate events, not 1,000).
 - Event names are ``<object name>.<16 hex digits>``, in the object's namespace
   ("default" for cluster-scoped objects, as Kubernetes does).
 """
@@ -59,7 +63,7 @@ class EventRecorder:
     def __init__(self, client: object, component: str, *, host: str = "",
                  instance: str = "", clock: Clock | None = None,
                  aggregate_window: float = 600.0, max_pending: int = 10_000,
-                 writers: int = 8) -> None:
+                 writers: int = 8, spam_burst: int = 25, spam_refill: float = 300.0) -> None:
         self.client = client
         self.component, self.host, self.instance = component, host, instance
         self.clock: Clock = clock or RealClock()
@@ -69,6 +73,9 @@ class EventRecorder:
         self._seen: dict[tuple[str, ...], _Seen] = {}
         self._seq = itertools.count()
         self._writers = writers
+        self.spam_burst, self.spam_refill = spam_burst, spam_refill
+        self._buckets: dict[tuple[str, ...], tuple[float, float]] = {}  # tokens, when
+        self.dropped = 0
         self._tasks: list[asyncio.Task[None]] = []
         self.recorded: list[core_pb2.Event] = []  # every event passed to event() (tests)
 
@@ -90,9 +97,25 @@ class EventRecorder:
         if len(self.recorded) > 1000:
             del self.recorded[:500]
         key = (ref.uid or f"{ref.namespace}/{ref.name}", ref.kind, type_, reason, message)
+        if not self._admit(key[:4], now):
+            self.dropped += 1
+            return
         with contextlib.suppress(asyncio.QueueFull):
             self._pending.put_nowait((ev, key))
         self._ensure_running()
+
+    def _admit(self, spam_key: tuple[str, ...], now: float) -> bool:
+        """Take a token from the bucket of ``spam_key`` (refilled with time)."""
+        tokens, when = self._buckets.get(spam_key, (float(self.spam_burst), now))
+        tokens = min(float(self.spam_burst), tokens + (now - when) / self.spam_refill)
+        if tokens < 1.0:
+            self._buckets[spam_key] = (tokens, now)
+            return False
+        self._buckets[spam_key] = (tokens - 1.0, now)
+        if len(self._buckets) > 8192:
+            for old in list(self._buckets)[:2048]:
+                del self._buckets[old]
+        return True
 
     async def flush(self) -> None:
         """Wait until every recorded event has been written (or given up on)."""

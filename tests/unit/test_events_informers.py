@@ -108,3 +108,21 @@ async def test_indexes_follow_adds_moves_and_deletes() -> None:
     await client.pods().delete("a")
     await eventually(lambda: on("n2") == ["b", "c"] and on("n1") == [])
     await factory.stop()
+
+
+async def test_spam_from_one_object_is_capped_then_refills() -> None:
+    client, clock = FakeClient(), FakeClock()
+    owner = client.seed(pod("web-rs"))
+    rec = EventRecorder(client, "c", clock=clock, spam_burst=5, spam_refill=60)
+    for i in range(20):
+        rec.event(owner, "Normal", "SuccessfulCreate", f"Created pod: web-{i}")
+    rec.event(owner, "Normal", "SuccessfulDelete", "Deleted pod: web-0")  # another reason
+    await rec.flush()
+    assert len(client.stored("events")) == 6
+    assert rec.dropped == 15
+    await clock.advance(120)  # two tokens back
+    for i in range(5):
+        rec.event(owner, "Normal", "SuccessfulCreate", f"Created pod: again-{i}")
+    await rec.flush()
+    assert len(client.stored("events")) == 8
+    await rec.stop()
