@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -40,7 +41,7 @@ __all__ = ["Informer", "InformerFactory", "object_key"]
 log = structlog.get_logger("navarch.informer")
 
 T = TypeVar("T", bound=Message)
-Handler = Callable[..., Awaitable[None] | None]
+Handler = Callable[..., object]  # a coroutine result is awaited; any other is ignored
 IndexFunc = Callable[[Any], "list[str]"]
 
 
@@ -234,7 +235,7 @@ class Informer(Generic[T]):
             return
         try:
             result = handler(*args)
-            if result is not None:
+            if inspect.isawaitable(result):
                 await result
         except Exception:
             log.exception("informer handler failed")

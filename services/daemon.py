@@ -23,13 +23,14 @@ import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-__all__ = ["DaemonConfig", "add_daemon_arguments", "run_daemon"]
+__all__ = ["DaemonConfig", "add_daemon_arguments", "leader_status", "run_daemon"]
 
 log = structlog.get_logger("navarch.daemon")
 
@@ -101,6 +102,18 @@ def add_daemon_arguments(p: argparse.ArgumentParser, component: str, listen: str
 
 
 Lead = Callable[..., Awaitable[None]]
+
+
+def leader_status(config: DaemonConfig, elector: Any) -> Any:
+    """The election state for a debug service (``navarch.v1.LeaderStatus``); without
+    leader election this replica always leads."""
+    from navarch.v1 import control_pb2
+
+    return control_pb2.LeaderStatus(
+        identity=config.identity,
+        leader=bool(elector.is_leader) if elector is not None else True,
+        leader_identity=elector.leader if elector is not None else config.identity,
+        lease=f"{config.lease_namespace}/{config.lease_name}")
 
 
 async def run_daemon(component: str, config: DaemonConfig, *, services: Sequence[str],

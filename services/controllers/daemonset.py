@@ -26,8 +26,7 @@ from .workloads import (
     OWNER_INDEX,
     REVISION_LABEL,
     Expectations,
-    is_pod_terminating,
-    owner_key,
+    OwnedPodEvents,
     template_hash,
 )
 
@@ -79,7 +78,8 @@ class DaemonSetController(Controller):
                                            self._ds_deleted)
         await self.nodes.add_handlers(self._node_changed, self._node_updated,
                                       self._node_changed)
-        await self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
+        owned = OwnedPodEvents("DaemonSet", self.queue, self.expectations)
+        await self.pods.add_handlers(owned.added, owned.updated, owned.deleted)
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -98,27 +98,6 @@ class DaemonSetController(Controller):
                 or old.metadata.HasField("deletion_timestamp")
                 != new.metadata.HasField("deletion_timestamp")):
             self._node_changed(new)
-
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        key = owner_key(pod, "DaemonSet")
-        if key is not None:
-            self.expectations.observed_add(key, pod.metadata.name)
-            if is_pod_terminating(pod):
-                self.expectations.observed_delete(key, pod.metadata.name)
-            self.queue.add(key)
-
-    def _pod_updated(self, _old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        key = owner_key(new, "DaemonSet")
-        if key is not None:
-            if is_pod_terminating(new):
-                self.expectations.observed_delete(key, new.metadata.name)
-            self.queue.add(key)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        key = owner_key(pod, "DaemonSet")
-        if key is not None:
-            self.expectations.observed_delete(key, pod.metadata.name)
-            self.queue.add(key)
 
     # --- reconcile ------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from .job_sync import (
     new_job_pod,
     plan_job,
 )
-from .workloads import OWNER_INDEX, Expectations, is_pod_terminating, owner_key
+from .workloads import OWNER_INDEX, Expectations, OwnedPodEvents
 
 __all__ = ["JobController"]
 
@@ -52,36 +52,13 @@ class JobController(Controller):
         self.pods.add_index(OWNER_INDEX, owner_uids)
         await self.jobs.add_handlers(self.enqueue, lambda _old, new: self.enqueue(new),
                                      self._job_deleted)
-        await self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
+        owned = OwnedPodEvents("Job", self.queue, self.expectations)
+        await self.pods.add_handlers(owned.added, owned.updated, owned.deleted)
 
     # --- handlers -------------------------------------------------------------------------
 
     def _job_deleted(self, job: batch_pb2.Job) -> None:
         self.expectations.forget(f"{job.metadata.namespace}/{job.metadata.name}")
-
-    def _pod_added(self, pod: core_pb2.Pod) -> None:
-        key = owner_key(pod, "Job")
-        if key is not None:
-            self.expectations.observed_add(key, pod.metadata.name)
-            if is_pod_terminating(pod):
-                self.expectations.observed_delete(key, pod.metadata.name)
-            self.queue.add(key)
-
-    def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        key = owner_key(new, "Job")
-        if key is not None:
-            if is_pod_terminating(new):
-                self.expectations.observed_delete(key, new.metadata.name)
-            self.queue.add(key)
-        old_key = owner_key(old, "Job")
-        if old_key is not None and old_key != key:
-            self.queue.add(old_key)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        key = owner_key(pod, "Job")
-        if key is not None:
-            self.expectations.observed_delete(key, pod.metadata.name)
-            self.queue.add(key)
 
     # --- reconcile ------------------------------------------------------------------------
 

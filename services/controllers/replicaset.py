@@ -34,11 +34,10 @@ from .replicaset_sync import (
 from .workloads import (
     OWNER_INDEX,
     Expectations,
+    OwnedPodEvents,
     controller_ref,
     controller_ref_of,
     is_pod_ready,
-    is_pod_terminating,
-    owner_key,
     pod_ready_since,
 )
 
@@ -63,7 +62,8 @@ class ReplicaSetController(Controller):
         self.pods = self.ctx.informers.informer("pods")
         self.pods.add_index(OWNER_INDEX, owner_uids)
         await self.replicasets.add_handlers(self.enqueue, self._rs_updated, self._rs_deleted)
-        await self.pods.add_handlers(self._pod_added, self._pod_updated, self._pod_deleted)
+        self._owned = OwnedPodEvents("ReplicaSet", self.queue, self.expectations)
+        await self.pods.add_handlers(self._pod_added, self._pod_updated, self._owned.deleted)
 
     # --- handlers -------------------------------------------------------------------------
 
@@ -80,38 +80,20 @@ class ReplicaSetController(Controller):
                 self.enqueue(rs)
 
     def _pod_added(self, pod: core_pb2.Pod) -> None:
-        key = owner_key(pod, "ReplicaSet")
-        if key is None:
-            if controller_ref_of(pod) is None:
-                self._orphan_owners(pod)
-            return
-        self.expectations.observed_add(key, pod.metadata.name)
-        if is_pod_terminating(pod):
-            self.expectations.observed_delete(key, pod.metadata.name)
-        self.queue.add(key)
+        if self._owned.added(pod) is None and controller_ref_of(pod) is None:
+            self._orphan_owners(pod)
 
     def _pod_updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> None:
-        key = owner_key(new, "ReplicaSet")
+        key = self._owned.updated(old, new)
         if key is not None:
-            if is_pod_terminating(new):
-                self.expectations.observed_delete(key, new.metadata.name)
-            self.queue.add(key)
             # a pod that just became ready turns available after minReadySeconds
-            rs = self.replicasets.get(*reversed(split_key(key)))
+            namespace, name = split_key(key)
+            rs = self.replicasets.get(name, namespace)
             if (rs is not None and rs.spec.min_ready_seconds > 0 and is_pod_ready(new)
                     and not is_pod_ready(old)):
                 self.queue.add_after(key, rs.spec.min_ready_seconds + 0.5)
         elif controller_ref_of(new) is None and old.metadata.labels != new.metadata.labels:
             self._orphan_owners(new)
-        old_key = owner_key(old, "ReplicaSet")
-        if old_key is not None and old_key != key:
-            self.queue.add(old_key)
-
-    def _pod_deleted(self, pod: core_pb2.Pod) -> None:
-        key = owner_key(pod, "ReplicaSet")
-        if key is not None:
-            self.expectations.observed_delete(key, pod.metadata.name)
-            self.queue.add(key)
 
     # --- reconcile ------------------------------------------------------------------------
 

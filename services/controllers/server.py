@@ -10,7 +10,13 @@ from typing import Any
 import grpc
 
 from navarch.v1 import control_pb2, control_pb2_grpc
-from services.daemon import ConfigError, DaemonConfig, add_daemon_arguments, run_daemon
+from services.daemon import (
+    ConfigError,
+    DaemonConfig,
+    add_daemon_arguments,
+    leader_status,
+    run_daemon,
+)
 
 from .manager import CONTROLLERS, ControllerManager, enabled_controllers
 
@@ -78,12 +84,7 @@ class ControllersService(control_pb2_grpc.ControllersServicer):
     async def Status(self, request: control_pb2.ControllersStatusRequest,
                      context: grpc.aio.ServicerContext[Any, Any]
                      ) -> control_pb2.ControllersStatus:
-        elector = self.elector
-        election = control_pb2.LeaderStatus(
-            identity=self.config.identity,
-            leader=bool(elector.is_leader) if elector is not None else True,
-            leader_identity=elector.leader if elector is not None else self.config.identity,
-            lease=f"{self.config.lease_namespace}/{self.config.lease_name}")
+        election = leader_status(self.config, self.elector)
         out = control_pb2.ControllersStatus(election=election)
         for c in self.manager.controllers:
             out.controllers.add(name=c.name, queue_depth=len(c.queue), delayed=c.queue.delayed,

@@ -16,12 +16,14 @@ from datetime import UTC, datetime
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from navarch._workqueue import WorkQueue
 from navarch.v1 import core_pb2, meta_pb2
 
 __all__ = [
     "OWNER_INDEX",
     "REVISION_LABEL",
     "Expectations",
+    "OwnedPodEvents",
     "PodCounts",
     "controller_ref",
     "controller_ref_of",
@@ -246,3 +248,45 @@ class Expectations:
     def forget(self, key: str) -> None:
         """Drop everything recorded for ``key`` (its owner was deleted)."""
         self._by_key.pop(key, None)
+
+
+class OwnedPodEvents:
+    """Pod informer handlers of a controller of ``kind``: each event settles the owning
+    object's expectations (a pod seen, a pod gone or terminating) and queues its key;
+    a pod whose owner changed queues the old owner too. They return the owner's key
+    (None for pods of other owners) so that a controller can do more with it."""
+
+    def __init__(self, kind: str, queue: WorkQueue[str], expectations: Expectations) -> None:
+        self.kind = kind
+        self.queue = queue
+        self.expectations = expectations
+
+    def added(self, pod: core_pb2.Pod) -> str | None:
+        """A pod appeared in the cache."""
+        key = owner_key(pod, self.kind)
+        if key is not None:
+            self.expectations.observed_add(key, pod.metadata.name)
+            if is_pod_terminating(pod):
+                self.expectations.observed_delete(key, pod.metadata.name)
+            self.queue.add(key)
+        return key
+
+    def updated(self, old: core_pb2.Pod, new: core_pb2.Pod) -> str | None:
+        """A cached pod changed."""
+        key = owner_key(new, self.kind)
+        if key is not None:
+            if is_pod_terminating(new):
+                self.expectations.observed_delete(key, new.metadata.name)
+            self.queue.add(key)
+        old_key = owner_key(old, self.kind)
+        if old_key is not None and old_key != key:
+            self.queue.add(old_key)
+        return key
+
+    def deleted(self, pod: core_pb2.Pod) -> str | None:
+        """A pod left the cache."""
+        key = owner_key(pod, self.kind)
+        if key is not None:
+            self.expectations.observed_delete(key, pod.metadata.name)
+            self.queue.add(key)
+        return key

@@ -11,7 +11,13 @@ from typing import Any
 import grpc
 
 from navarch.v1 import control_pb2, control_pb2_grpc
-from services.daemon import ConfigError, DaemonConfig, add_daemon_arguments, run_daemon
+from services.daemon import (
+    ConfigError,
+    DaemonConfig,
+    add_daemon_arguments,
+    leader_status,
+    run_daemon,
+)
 
 from .explain import explain
 from .framework import PodInfo
@@ -80,12 +86,7 @@ class SchedulerService(control_pb2_grpc.SchedulerServicer):
     async def Status(self, request: control_pb2.SchedulerStatusRequest,
                      context: grpc.aio.ServicerContext[Any, Any]
                      ) -> control_pb2.SchedulerStatus:
-        elector = self.elector
-        election = control_pb2.LeaderStatus(
-            identity=self.config.identity,
-            leader=bool(elector.is_leader) if elector is not None else True,
-            leader_identity=elector.leader if elector is not None else self.config.identity,
-            lease=f"{self.config.lease_namespace}/{self.config.lease_name}")
+        election = leader_status(self.config, self.elector)
         out = control_pb2.SchedulerStatus(election=election,
                                           scheduler_name=self.options.scheduler_name)
         s = self.scheduler

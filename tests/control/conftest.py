@@ -6,14 +6,12 @@ processes that are all stopped when the test ends.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
-import navarch
+from tests.api.conftest import client, ns  # noqa: F401 - shared fixtures
 from tests.api.harness import ApiServerProcess, NavarchProcess
 from tests.store.conftest import make_cluster
 
@@ -35,24 +33,10 @@ def control_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServerP
         cluster.destroy()
 
 
-@pytest_asyncio.fixture
-async def client(control_api: ApiServerProcess) -> AsyncIterator[navarch.Client]:
-    """An SDK client of the module's API server."""
-    c = navarch.Client(control_api.address, timeout=20.0)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest_asyncio.fixture
-async def ns(client: navarch.Client) -> AsyncIterator[str]:
-    """A namespace of this test's own."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
-    namespace = navarch.v1.core_pb2.Namespace()
-    namespace.metadata.name = name
-    await client.namespaces().create(namespace)
-    yield name
+@pytest.fixture(scope="module")
+def apiserver(control_api: ApiServerProcess) -> ApiServerProcess:
+    """The module's API server, under the name tests/api's ``client`` fixture expects."""
+    return control_api
 
 
 class Daemons:

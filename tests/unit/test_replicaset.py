@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import grpc
 import pytest
 
+from navarch._errors import Forbidden
 from navarch.v1 import apps_pb2, core_pb2
 from services.controllers.replicaset import ReplicaSetController
 from services.controllers.replicaset_sync import (
@@ -176,8 +178,6 @@ async def test_scale_down_deletes_surplus_and_status_follows_readiness() -> None
 @pytest.mark.asyncio
 async def test_a_failed_create_is_reported_and_retried() -> None:
     h = Harness(ReplicaSetController, [rs(replicas=2)])
-    from navarch._errors import Forbidden
-    import grpc
     h.client.fail[("create", "pods")] = Forbidden(grpc.StatusCode.FAILED_PRECONDITION,
                                                   "exceeded quota")
     await h.start()
