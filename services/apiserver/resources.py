@@ -132,6 +132,19 @@ class Resources:
             raise not_found(kind.resource, name)
         return kv, objects.decode(kind, kv.value, kv.mod_revision)
 
+    def _cached_read(self, kind: Kind, key: bytes, pinned: str = ""
+                     ) -> tuple[KeyValue, Obj] | None:
+        """The object as the watch cache holds it, for the first attempt of a write: the
+        write's transaction compares its mod_revision, so a stale copy only costs a retry
+        (from the store). None when the cache lacks it or a pinned resourceVersion differs
+        (the cache may lag the store: only the store can say "not found" or "conflict")."""
+        cache = self.caches.get(kind.resource)
+        found = cache.get(key) if cache is not None else None
+        if found is None or (pinned and pinned != str(found.revision)):
+            return None
+        kv = KeyValue(key, found.stored, 0, found.revision, 0)
+        return kv, objects.decode(kind, found.stored, found.revision)
+
     def _check_subresource(self, kind: Kind, subresource: str, allowed: Sequence[str]) -> None:
         if subresource and (subresource not in kind.subresources or subresource not in allowed):
             raise ApiError(grpc.StatusCode.NOT_FOUND,
@@ -332,25 +345,34 @@ class Resources:
         key = objects.object_key(kind, ns, meta.name)
         pinned = meta.resource_version
         objects.parse_resource_version(pinned, "metadata.resourceVersion")
-        for _ in range(_MAX_RETRIES):
-            kv, old = await self._read(kind, key, meta.name)
+        for attempt in range(_MAX_RETRIES):
+            cached = (self._cached_read(kind, key, pinned)
+                      if attempt == 0 and not dry_run else None)
+            kv, old = cached or await self._read(kind, key, meta.name)
             if pinned and pinned != str(kv.mod_revision):
                 raise conflict(kind.resource, meta.name)
             new = type(incoming)()
             new.CopyFrom(incoming)
             new.metadata.namespace = ns
             try:
-                return await self._write_update(kind, key, kv, old, new, subresource, dry_run)
+                return await self._write_update(kind, key, kv, old, new, subresource, dry_run,
+                                                from_cache=cached is not None)
             except _Retry:
-                if pinned:
+                if pinned and cached is None:
                     raise conflict(kind.resource, meta.name) from None
+            except ApiError:
+                if cached is None:
+                    raise  # judged against the store's copy: final
         raise _too_contended(kind, meta.name)
 
     async def _write_update(self, kind: Kind, key: bytes, kv: KeyValue, old: Obj,
-                            new: Obj, subresource: str, dry_run: bool) -> Obj:
+                            new: Obj, subresource: str, dry_run: bool,
+                            from_cache: bool = False) -> Obj:
         """Turn ``new`` into the object replacing ``old`` and store it with a CAS on ``kv``.
 
-        Raises _Retry when the stored object moved since ``kv`` was read.
+        Raises _Retry when the stored object moved since ``kv`` was read, and when ``old``
+        came from the watch cache and the write would be a no-op (only the store's copy
+        can say that nothing needs writing).
         """
         st = strategy_for(kind)
         if subresource == "status":
@@ -375,6 +397,8 @@ class Resources:
         new_meta.resource_version = ""
         encoded = objects.encode(new)
         if encoded == kv.value:
+            if from_cache:
+                raise _Retry()
             return old
         plan = await self.allocator.plan(kind, new, old)
         self._validated(st, new, builtins.list(plan.violations))
@@ -591,9 +615,13 @@ class Resources:
             raise invalid_object("Binding", name, problems)
         ns = self._namespace(kind, namespace, binding.metadata.namespace)
         key = objects.object_key(kind, ns, name)
-        for _ in range(_MAX_RETRIES):
-            kv, old = await self._read(kind, key, name)
+        for attempt in range(_MAX_RETRIES):
+            cached = self._cached_read(kind, key) if attempt == 0 and not dry_run else None
+            kv, old = cached or await self._read(kind, key, name)
             pod = old
+            if cached is not None and (pod.spec.node_name
+                                       or pod.metadata.HasField("deletion_timestamp")):
+                continue  # confirm against the store before refusing
             if pod.spec.node_name:
                 raise conflict("pods/binding", name, f"pod {name} is already assigned to "
                                f'node "{pod.spec.node_name}"')
