@@ -14,7 +14,13 @@ import time
 from datetime import UTC, datetime
 from typing import Protocol
 
-__all__ = ["Clock", "FakeClock", "RealClock"]
+__all__ = ["Clock", "FakeClock", "RealClock", "rfc3339"]
+
+
+def rfc3339(seconds: float) -> str:
+    """Seconds since the epoch as Kubernetes writes times: RFC 3339 in UTC, to the second
+    (``2024-01-02T03:04:05Z``)."""
+    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Clock(Protocol):

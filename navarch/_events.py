@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import structlog
 from google.protobuf.message import Message
 
-from navarch._clock import Clock, RealClock
+from navarch._clock import Clock, RealClock, rfc3339
 from navarch._errors import ApiError, NotFound
 from navarch._kinds import kind_of_message
 from navarch.v1 import core_pb2
@@ -162,7 +162,7 @@ class EventRecorder:
             seen.last = now
             try:
                 await events.patch(seen.name, {"count": seen.count,
-                                               "lastTimestamp": _rfc3339(now)})
+                                               "lastTimestamp": rfc3339(now)})
                 return
             except NotFound:
                 pass
@@ -178,7 +178,3 @@ class EventRecorder:
             for old in list(self._seen)[:1024]:
                 del self._seen[old]
 
-
-def _rfc3339(seconds: float) -> str:
-    from datetime import UTC, datetime
-    return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

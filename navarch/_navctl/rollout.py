@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from datetime import UTC, datetime
+import time
 from typing import Any
 
 from google.protobuf.message import Message
 
+from navarch._clock import rfc3339
+from navarch._deployments import CHANGE_CAUSE, revision_of, template_without_hash
 from navarch._errors import NotFound
 from navarch._kinds import Kind
 from navarch._navctl.context import Context
@@ -26,9 +28,6 @@ from navarch.v1 import apps_pb2, core_pb2
 __all__ = ["history_lines", "rollback_template", "rollout_status_message", "run_rollout",
            "run_set_image", "set_images"]
 
-REVISION = "deployment.kubernetes.io/revision"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-HASH_LABEL = "pod-template-hash"
 RESTARTED_AT = "kubectl.kubernetes.io/restartedAt"
 _TEMPLATED = ("Deployment", "DaemonSet", "StatefulSet", "ReplicaSet")
 
@@ -68,33 +67,19 @@ def rollout_status_message(d: apps_pb2.Deployment) -> tuple[str, bool]:
     return f'deployment "{name}" successfully rolled out', True
 
 
-def _revision(rs: apps_pb2.ReplicaSet) -> int:
-    try:
-        return int(rs.metadata.annotations.get(REVISION, "0"))
-    except ValueError:
-        return 0
-
-
 def history_lines(ref: str, sets: list[apps_pb2.ReplicaSet]) -> list[str]:
     """``rollout history``: one line per revision, oldest first."""
-    rows = sorted((_revision(rs), rs.metadata.annotations.get(CHANGE_CAUSE, "<none>"))
-                  for rs in sets if _revision(rs) > 0)
+    rows = sorted((revision_of(rs), rs.metadata.annotations.get(CHANGE_CAUSE, "<none>"))
+                  for rs in sets if revision_of(rs) > 0)
     return [ref, "REVISION  CHANGE-CAUSE",
             *[f"{rev:<9} {cause}" for rev, cause in rows], ""]
-
-
-def _template_without_hash(template: core_pb2.PodTemplateSpec) -> core_pb2.PodTemplateSpec:
-    t = core_pb2.PodTemplateSpec()
-    t.CopyFrom(template)
-    t.metadata.labels.pop(HASH_LABEL, None)
-    return t
 
 
 def rollback_template(d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet],
                       to_revision: int) -> core_pb2.PodTemplateSpec | None:
     """The template to roll back to (None: the Deployment already has it); NavctlError
     when the revision does not exist."""
-    revisions = sorted(((_revision(rs), rs) for rs in sets if _revision(rs) > 0),
+    revisions = sorted(((revision_of(rs), rs) for rs in sets if revision_of(rs) > 0),
                        key=lambda pair: pair[0])
     if to_revision == 0:
         if len(revisions) < 2:
@@ -106,8 +91,8 @@ def rollback_template(d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet],
         if not found:
             raise NavctlError(f"unable to find specified revision {to_revision} in history")
         target = found[0]
-    template = _template_without_hash(target.spec.template)
-    if template == _template_without_hash(d.spec.template):
+    template = template_without_hash(target.spec.template)
+    if template == template_without_hash(d.spec.template):
         return None
     return template
 
@@ -185,7 +170,7 @@ async def run_rollout(ctx: Context, args: argparse.Namespace) -> None:
     if action == "restart":
         if kind.kind not in _TEMPLATED:
             raise NavctlError(f"restarting is not supported for {kind.kind}")
-        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        stamp = rfc3339(time.time())
         await _patch(ctx, kind, name, {"spec": {"template": {"metadata": {
             "annotations": {RESTARTED_AT: stamp}}}}})
         ctx.print(f"{ref} restarted")
@@ -204,7 +189,7 @@ async def run_rollout(ctx: Context, args: argparse.Namespace) -> None:
     sets = await _owned_sets(ctx, d)
     if action == "history":
         if args.revision:
-            found = [rs for rs in sets if _revision(rs) == args.revision]
+            found = [rs for rs in sets if revision_of(rs) == args.revision]
             if not found:
                 raise NavctlError(f"unable to find the specified revision {args.revision}")
             import yaml

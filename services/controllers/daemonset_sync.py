@@ -23,7 +23,6 @@ Rules:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from navarch.v1 import apps_pb2, core_pb2
@@ -32,6 +31,7 @@ from .nodefit import fits_node_affinity, untolerated_taints
 from .workloads import (
     REVISION_LABEL,
     controller_ref,
+    int_or_percent,
     is_pod_available,
     is_pod_ready,
     is_pod_terminating,
@@ -41,7 +41,7 @@ from .workloads import (
 
 __all__ = [
     "DEFAULT_TOLERATIONS", "DaemonSetPlan", "daemon_pod_node", "new_daemon_pod",
-    "node_should_run", "plan_daemonset", "scaled_value", "with_default_tolerations",
+    "node_should_run", "plan_daemonset", "with_default_tolerations",
 ]
 
 # (key, effect) Kubernetes adds to every DaemonSet pod (operator Exists)
@@ -70,16 +70,6 @@ class DaemonSetPlan:
     available: int = 0
     updated: int = 0
     requeue_after: float | None = None
-
-
-def scaled_value(value: str, total: int, default: int) -> int:
-    """An int-or-percent ("2", "25%") against ``total``, percentages rounded up."""
-    text = value.strip()
-    if not text:
-        return default
-    if text.endswith("%"):
-        return math.ceil(int(text[:-1]) * total / 100)
-    return int(text)
 
 
 def with_default_tolerations(spec: core_pb2.PodSpec) -> core_pb2.PodSpec:
@@ -172,8 +162,9 @@ def plan_daemonset(ds: apps_pb2.DaemonSet, nodes: list[core_pb2.Node],
     strategy = ds.spec.update_strategy
     rolling = strategy.type in ("", "RollingUpdate")
     desired = sum(1 for n in nodes if node_should_run(spec, n)[0])
-    surge = scaled_value(strategy.rolling_update.max_surge, desired, 0) if rolling else 0
-    unavailable = scaled_value(strategy.rolling_update.max_unavailable, desired, 1)
+    ru = strategy.rolling_update
+    surge = int_or_percent(ru.max_surge, desired, round_up=True) if rolling else 0
+    unavailable = int_or_percent(ru.max_unavailable, desired, round_up=True, default=1)
     if rolling and surge == 0 and unavailable == 0:
         unavailable = 1
 

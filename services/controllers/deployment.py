@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from navarch._errors import AlreadyExists, NotFound
 from navarch._informer import Informer
-from navarch._labels import SelectorError, label_selector
 from navarch.v1 import apps_pb2, core_pb2
 
 from .deployment_sync import (
@@ -46,9 +45,24 @@ from .deployment_sync import (
     rs_annotations,
 )
 from .framework import Controller, ControllerContext, clone, owner_uids, split_key
-from .workloads import OWNER_INDEX, controller_ref, controller_ref_of, owner_key
+from .workloads import (
+    OWNER_INDEX,
+    controller_ref,
+    controller_ref_of,
+    owner_key,
+    selector_selects,
+)
 
 __all__ = ["DeploymentController"]
+
+Written = dict[str, apps_pb2.ReplicaSet]  # ReplicaSets written in one sync, by name
+
+
+def current(sets: list[apps_pb2.ReplicaSet], written: Written) -> list[apps_pb2.ReplicaSet]:
+    """The sets as this sync wrote them (or as cached), plus those it created."""
+    names = {rs.metadata.name for rs in sets}
+    return [written.get(rs.metadata.name, rs) for rs in sets] + [
+        rs for name, rs in written.items() if name not in names]
 
 
 class DeploymentController(Controller):
@@ -82,7 +96,7 @@ class DeploymentController(Controller):
             self.queue.add(key)
         elif controller_ref_of(rs) is None:
             for d in self.deployments.list(rs.metadata.namespace):
-                if _selects(d, rs.metadata.labels):
+                if selector_selects(d.spec.selector, rs.metadata.labels):
                     self.enqueue(d)
 
     def _pod_deleted(self, pod: core_pb2.Pod) -> None:
@@ -109,42 +123,39 @@ class DeploymentController(Controller):
             await self._write_status(d, new, sets, False)
             return
         created = False
+        written: Written = {}  # this sync's writes, newer than the cache
         if d.spec.paused or is_scaling_event(d, sets):
-            await self._scale(d, sets, new)
+            await self._scale(d, sets, new, written)
         elif d.spec.strategy.type == "Recreate":
-            new, created = await self._recreate(d, sets, new)
+            new, created = await self._recreate(d, sets, new, written)
         else:
-            new, created = await self._rolling(d, sets, new)
-        sets = self._current(d, sets)
+            new, created = await self._rolling(d, sets, new, written)
+        sets = current(sets, written)
         new = find_new_rs(d, sets)
         if new is not None:
-            await self._sync_revision(d, new, sets)
+            await self._sync_revision(d, new, sets, written)
         await self._write_status(d, new, sets, created)
         wait = deadline_in(self.deployments.get(name, namespace) or d, self.clock.now())
         if wait is not None:
             self.queue.add_after(key, wait + 1.0)
 
-    def _current(self, d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet]
-                 ) -> list[apps_pb2.ReplicaSet]:
-        """The sets as written this sync (self._written) or as cached."""
-        return [self._written.get(rs.metadata.name, rs) for rs in sets] + [
-            rs for n, rs in self._written.items() if n not in {s.metadata.name for s in sets}]
 
     async def _owned_sets(self, d: apps_pb2.Deployment) -> list[apps_pb2.ReplicaSet]:
-        """Owned ReplicaSets, after adopting matching orphans and releasing strays."""
-        self._written: dict[str, apps_pb2.ReplicaSet] = {}
+        """Owned ReplicaSets that the selector still selects, after adopting matching
+        orphans."""
         ns, uid = d.metadata.namespace, d.metadata.uid
         owned = [rs for rs in self.replicasets.by_index(OWNER_INDEX, uid)
                  if rs.metadata.namespace == ns]
         result = []
         client = self.client.replicasets(ns)
         for rs in owned:
-            if _selects(d, rs.metadata.labels):
+            if selector_selects(d.spec.selector, rs.metadata.labels):
                 result.append(rs)
         if d.metadata.HasField("deletion_timestamp"):
             return result
         for rs in self.replicasets.list(ns):
-            if controller_ref_of(rs) is None and _selects(d, rs.metadata.labels):
+            orphan = controller_ref_of(rs) is None
+            if orphan and selector_selects(d.spec.selector, rs.metadata.labels):
                 adopted = clone(rs)
                 adopted.metadata.owner_references.append(
                     controller_ref(d, "Deployment", "apps/v1"))
@@ -155,20 +166,18 @@ class DeploymentController(Controller):
         return result
 
     async def _set_replicas(self, d: apps_pb2.Deployment, rs: apps_pb2.ReplicaSet,
-                            replicas: int, *, annotate: bool = True) -> apps_pb2.ReplicaSet:
+                            replicas: int, written: Written) -> apps_pb2.ReplicaSet:
         """Scale ``rs`` (and stamp desired/max-replicas), with an event as Kubernetes'."""
         changed = clone(rs)
         before = rs.spec.replicas
         changed.spec.replicas = replicas
-        if annotate:
-            changed.metadata.annotations[DESIRED_REPLICAS] = str(replicas_of(d))
-            changed.metadata.annotations[MAX_REPLICAS] = str(
-                replicas_of(d) + fenceposts(d).surge)
+        changed.metadata.annotations[DESIRED_REPLICAS] = str(replicas_of(d))
+        changed.metadata.annotations[MAX_REPLICAS] = str(replicas_of(d) + fenceposts(d).surge)
         if changed == rs:
             return rs
         updated: apps_pb2.ReplicaSet = await self.client.replicasets(
             rs.metadata.namespace).update(changed)
-        self._written[updated.metadata.name] = updated
+        written[updated.metadata.name] = updated
         if before != replicas:
             direction = "up" if replicas > before else "down"
             self.recorder.event(d, "Normal", "ScalingReplicaSet",
@@ -177,13 +186,12 @@ class DeploymentController(Controller):
         return updated
 
     async def _ensure_new(self, d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet],
-                          new: apps_pb2.ReplicaSet | None, replicas: int
+                          new: apps_pb2.ReplicaSet | None, replicas: int, written: Written
                           ) -> tuple[apps_pb2.ReplicaSet, bool]:
         """The new ReplicaSet, created (with ``replicas``) when missing."""
         if new is not None:
             return new, False
-        old = [rs for rs in sets]
-        rs = new_rs_for(d, max_revision(old) + 1, replicas)
+        rs = new_rs_for(d, max_revision(sets) + 1, replicas)
         client = self.client.replicasets(d.metadata.namespace)
         try:
             created: apps_pb2.ReplicaSet = await client.create(rs)
@@ -192,54 +200,54 @@ class DeploymentController(Controller):
             ref = controller_ref_of(existing)
             if ref is not None and ref.uid == d.metadata.uid and existing.spec.template == \
                     rs.spec.template:
-                self._written[existing.metadata.name] = existing
+                written[existing.metadata.name] = existing
                 return existing, False
             # a hash collision: bump collisionCount, the next sync uses another name
             bumped = clone(d)
             bumped.status.collision_count = d.status.collision_count + 1
             await self.client.deployments(d.metadata.namespace).update_status(bumped)
             raise
-        self._written[created.metadata.name] = created
+        written[created.metadata.name] = created
         self.recorder.event(d, "Normal", "ScalingReplicaSet",
                             f"Scaled up replica set {created.metadata.name} from 0 to "
                             f"{replicas}")
         return created, True
 
     async def _rolling(self, d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet],
-                       new: apps_pb2.ReplicaSet | None
+                       new: apps_pb2.ReplicaSet | None, written: Written
                        ) -> tuple[apps_pb2.ReplicaSet | None, bool]:
         """One rolling-update step."""
         created = False
         if new is None:
             probe = new_rs_for(d, 0, 0)
             first = new_rs_target(d, probe, sets)
-            new, created = await self._ensure_new(d, sets, None, first)
+            new, created = await self._ensure_new(d, sets, None, first, written)
             return new, created
         target = new_rs_target(d, new, sets)
         if target != new.spec.replicas:
-            await self._set_replicas(d, new, target)
+            await self._set_replicas(d, new, target, written)
             return new, False
         old = [rs for rs in sets if rs.metadata.name != new.metadata.name]
         downs = old_scale_downs(d, new, old)
         for rs in old:
             if rs.metadata.name in downs:
-                await self._set_replicas(d, rs, downs[rs.metadata.name])
+                await self._set_replicas(d, rs, downs[rs.metadata.name], written)
         if not downs:
             if new.metadata.annotations.get(DESIRED_REPLICAS) != str(replicas_of(d)):
-                await self._set_replicas(d, new, new.spec.replicas)
-            if _complete(d, new, self._current(d, sets)):
+                await self._set_replicas(d, new, new.spec.replicas, written)
+            if _complete(d, new, current(sets, written)):
                 await self._cleanup(d, old)
         return new, created
 
     async def _recreate(self, d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet],
-                        new: apps_pb2.ReplicaSet | None
+                        new: apps_pb2.ReplicaSet | None, written: Written
                         ) -> tuple[apps_pb2.ReplicaSet | None, bool]:
         """Recreate: every old pod gone before the new ReplicaSet scales up."""
         old = [rs for rs in sets if new is None or rs.metadata.name != new.metadata.name]
         scaled = False
         for rs in old:
             if rs.spec.replicas != 0:
-                await self._set_replicas(d, rs, 0)
+                await self._set_replicas(d, rs, 0, written)
                 scaled = True
         if scaled:
             return new, False
@@ -247,23 +255,23 @@ class DeploymentController(Controller):
         if any(ref.uid in old_uids for p in self.pods.list(d.metadata.namespace)
                for ref in p.metadata.owner_references if ref.controller):
             return new, False
-        new, created = await self._ensure_new(d, sets, new, replicas_of(d))
+        new, created = await self._ensure_new(d, sets, new, replicas_of(d), written)
         if new.spec.replicas != replicas_of(d):
-            await self._set_replicas(d, new, replicas_of(d))
-        if _complete(d, new, self._current(d, sets)):
+            await self._set_replicas(d, new, replicas_of(d), written)
+        if _complete(d, new, current(sets, written)):
             await self._cleanup(d, old)
         return new, created
 
     async def _scale(self, d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet],
-                     new: apps_pb2.ReplicaSet | None) -> None:
+                     new: apps_pb2.ReplicaSet | None, written: Written) -> None:
         """Paused, or spec.replicas changed: resize the active ReplicaSets in proportion."""
         targets = proportional_targets(d, sets, new)
         for rs in sets:
             if rs.metadata.name in targets:
-                await self._set_replicas(d, rs, targets[rs.metadata.name])
+                await self._set_replicas(d, rs, targets[rs.metadata.name], written)
             elif rs.spec.replicas > 0 and rs.metadata.annotations.get(
                     DESIRED_REPLICAS) != str(replicas_of(d)):
-                await self._set_replicas(d, rs, rs.spec.replicas)
+                await self._set_replicas(d, rs, rs.spec.replicas, written)
 
     async def _cleanup(self, d: apps_pb2.Deployment, old: list[apps_pb2.ReplicaSet]) -> None:
         """Delete old empty ReplicaSets beyond revisionHistoryLimit."""
@@ -275,7 +283,7 @@ class DeploymentController(Controller):
                 pass
 
     async def _sync_revision(self, d: apps_pb2.Deployment, new: apps_pb2.ReplicaSet,
-                             sets: list[apps_pb2.ReplicaSet]) -> None:
+                             sets: list[apps_pb2.ReplicaSet], written: Written) -> None:
         """The new ReplicaSet carries the highest revision (a reused one, on rollback, moves
         to max+1 and remembers its old number in revision-history); the Deployment's
         revision annotation follows it."""
@@ -294,7 +302,7 @@ class DeploymentController(Controller):
             if history:
                 changed.metadata.annotations[REVISION_HISTORY] = ",".join(history)
             new = await self.client.replicasets(d.metadata.namespace).update(changed)
-            self._written[new.metadata.name] = new
+            written[new.metadata.name] = new
             revision = top + 1
         if d.metadata.annotations.get(REVISION) != str(revision):
             latest = self.deployments.get(d.metadata.name, d.metadata.namespace) or d
@@ -315,14 +323,6 @@ class DeploymentController(Controller):
             await self.client.deployments(d.metadata.namespace).update_status(changed)
         except NotFound:
             pass
-
-
-def _selects(d: apps_pb2.Deployment, labels: object) -> bool:
-    try:
-        selector = label_selector(d.spec.selector)
-    except SelectorError:
-        return False
-    return not selector.empty and selector.matches(dict(labels))  # type: ignore[call-overload]
 
 
 def _complete(d: apps_pb2.Deployment, new: apps_pb2.ReplicaSet,

@@ -11,12 +11,21 @@ Contracts: pure functions; nothing passed in is mutated.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from navarch._deployments import (
+    CHANGE_CAUSE,
+    DESIRED_REPLICAS,
+    HASH_LABEL,
+    MAX_REPLICAS,
+    REVISION,
+    REVISION_HISTORY,
+    revision_of,
+    template_without_hash,
+)
 from navarch.v1 import apps_pb2, core_pb2
 
-from .workloads import seconds, template_hash
+from .workloads import int_or_percent, seconds, template_hash
 
 __all__ = [
     "CHANGE_CAUSE",
@@ -39,30 +48,12 @@ __all__ = [
     "same_template",
 ]
 
-REVISION = "deployment.kubernetes.io/revision"
-REVISION_HISTORY = "deployment.kubernetes.io/revision-history"
-DESIRED_REPLICAS = "deployment.kubernetes.io/desired-replicas"
-MAX_REPLICAS = "deployment.kubernetes.io/max-replicas"
-CHANGE_CAUSE = "kubernetes.io/change-cause"
-HASH_LABEL = "pod-template-hash"
-
-
 @dataclass(frozen=True)
 class Fenceposts:
     """maxSurge and maxUnavailable resolved against spec.replicas."""
 
     surge: int
     unavailable: int
-
-
-def _int_or_percent(value: str, total: int, round_up: bool) -> int:
-    text = value.strip()
-    if not text:
-        return 0
-    if text.endswith("%"):
-        exact = int(text[:-1]) * total / 100
-        return math.ceil(exact) if round_up else math.floor(exact)
-    return int(text)
 
 
 def replicas_of(d: apps_pb2.Deployment) -> int:
@@ -77,31 +68,16 @@ def fenceposts(d: apps_pb2.Deployment) -> Fenceposts:
     if d.spec.strategy.type == "Recreate":
         return Fenceposts(0, n)
     ru = d.spec.strategy.rolling_update
-    surge = _int_or_percent(ru.max_surge or "25%", n, True)
-    unavailable = _int_or_percent(ru.max_unavailable or "25%", n, False)
+    surge = int_or_percent(ru.max_surge or "25%", n, round_up=True)
+    unavailable = int_or_percent(ru.max_unavailable or "25%", n, round_up=False)
     if surge == 0 and unavailable == 0:
         unavailable = 1
     return Fenceposts(surge, unavailable)
 
 
-def _without_hash(template: core_pb2.PodTemplateSpec) -> core_pb2.PodTemplateSpec:
-    t = core_pb2.PodTemplateSpec()
-    t.CopyFrom(template)
-    t.metadata.labels.pop(HASH_LABEL, None)
-    return t
-
-
 def same_template(a: core_pb2.PodTemplateSpec, b: core_pb2.PodTemplateSpec) -> bool:
     """Equal pod templates, ignoring the pod-template-hash label."""
-    return _without_hash(a) == _without_hash(b)
-
-
-def revision_of(rs: apps_pb2.ReplicaSet) -> int:
-    """The ReplicaSet's revision annotation (0 when missing or bad)."""
-    try:
-        return int(rs.metadata.annotations.get(REVISION, "0"))
-    except ValueError:
-        return 0
+    return template_without_hash(a) == template_without_hash(b)
 
 
 def max_revision(sets: list[apps_pb2.ReplicaSet]) -> int:
@@ -119,7 +95,7 @@ def find_new_rs(d: apps_pb2.Deployment, sets: list[apps_pb2.ReplicaSet]
 
 def pod_template_hash(d: apps_pb2.Deployment) -> str:
     """The hash naming the Deployment's current template's ReplicaSet."""
-    return template_hash(_without_hash(d.spec.template), d.status.collision_count)
+    return template_hash(template_without_hash(d.spec.template), d.status.collision_count)
 
 
 def new_rs_for(d: apps_pb2.Deployment, revision: int, replicas: int) -> apps_pb2.ReplicaSet:

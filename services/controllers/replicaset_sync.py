@@ -9,7 +9,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass, field
 
-from navarch._labels import SelectorError, label_selector
 from navarch.v1 import apps_pb2, core_pb2
 
 from .workloads import (
@@ -20,6 +19,7 @@ from .workloads import (
     is_pod_terminating,
     pod_ready_since,
     seconds,
+    selector_selects,
 )
 
 __all__ = ["BURST_REPLICAS", "ReplicaSetPlan", "deletion_rank", "new_pod", "plan_replicaset",
@@ -58,11 +58,7 @@ def deletion_rank(pod: core_pb2.Pod) -> tuple[float, ...]:
 
 def selects(rs: apps_pb2.ReplicaSet, pod: core_pb2.Pod) -> bool:
     """Whether ``rs``'s (valid, non-empty) selector selects ``pod``."""
-    try:
-        selector = label_selector(rs.spec.selector)
-    except SelectorError:
-        return False
-    return not selector.empty and selector.matches(dict(pod.metadata.labels))
+    return selector_selects(rs.spec.selector, pod.metadata.labels)
 
 
 def plan_replicaset(rs: apps_pb2.ReplicaSet, pods: list[core_pb2.Pod], *,

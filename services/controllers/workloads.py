@@ -9,13 +9,15 @@ Contracts: every function here is pure and never mutates its arguments, except
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from navarch._clock import rfc3339 as fmt_time
+from navarch._labels import SelectorError, label_selector
 from navarch._workqueue import WorkQueue
 from navarch.v1 import core_pb2, meta_pb2
 
@@ -29,6 +31,7 @@ __all__ = [
     "controller_ref_of",
     "count_pods",
     "fmt_time",
+    "int_or_percent",
     "is_pod_active",
     "is_pod_available",
     "is_pod_ready",
@@ -37,6 +40,7 @@ __all__ = [
     "pod_finish_time",
     "pod_ready_since",
     "seconds",
+    "selector_selects",
     "template_hash",
     "timestamp",
 ]
@@ -58,11 +62,6 @@ def timestamp(when: float) -> Timestamp:
     ts = Timestamp()
     ts.FromSeconds(int(when))
     return ts
-
-
-def fmt_time(when: float) -> str:
-    """RFC 3339 in UTC, to the second (``2024-01-02T03:04:05Z``)."""
-    return datetime.fromtimestamp(int(when), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def is_pod_terminating(pod: core_pb2.Pod) -> bool:
@@ -142,6 +141,29 @@ def count_pods(pods: list[core_pb2.Pod]) -> PodCounts:
         failed=sum(1 for p in pods if p.status.phase == "Failed"),
         terminating=sum(1 for p in pods if is_pod_terminating(p)
                         and p.status.phase not in ("Succeeded", "Failed")))
+
+
+def int_or_percent(value: str, total: int, *, round_up: bool, default: int = 0) -> int:
+    """An IntOrString such as maxSurge ("2", "25%") resolved against ``total``;
+    percentages rounded up or down as the caller's Kubernetes rule says; ``default`` when
+    unset."""
+    text = value.strip()
+    if not text:
+        return default
+    if text.endswith("%"):
+        exact = int(text[:-1]) * total / 100
+        return math.ceil(exact) if round_up else math.floor(exact)
+    return int(text)
+
+
+def selector_selects(selector: meta_pb2.LabelSelector, labels: Mapping[str, str]) -> bool:
+    """Whether a workload's selector selects ``labels``: an invalid or empty selector
+    selects nothing (Kubernetes' controllers never adopt with one)."""
+    try:
+        expr = label_selector(selector)
+    except SelectorError:
+        return False
+    return not expr.empty and expr.matches(dict(labels))
 
 
 def controller_ref(owner: Message, kind: str, api_version: str) -> meta_pb2.OwnerReference:

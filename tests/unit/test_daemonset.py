@@ -14,11 +14,10 @@ from services.controllers.daemonset_sync import (
     new_daemon_pod,
     node_should_run,
     plan_daemonset,
-    scaled_value,
     with_default_tolerations,
 )
 from services.controllers.nodefit import requirement_matches, tolerates
-from services.controllers.workloads import REVISION_LABEL, timestamp
+from services.controllers.workloads import REVISION_LABEL, int_or_percent, timestamp
 from tests.unit.workload_harness import NOW, Harness, node, pod_state
 
 REV = "newrev"
@@ -145,7 +144,7 @@ def test_required_node_affinity_is_honoured_and_replaced_by_the_node_name() -> N
 @pytest.mark.parametrize(("value", "total", "expected"), [
     ("1", 10, 1), ("25%", 10, 3), ("10%", 3, 1), ("0", 5, 0), ("", 5, 7)])
 def test_scaled_value(value: str, total: int, expected: int) -> None:
-    assert scaled_value(value, total, 7) == expected
+    assert int_or_percent(value, total, round_up=True, default=7) == expected
 
 
 # --- decisions ---------------------------------------------------------------------------
