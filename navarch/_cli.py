@@ -117,6 +117,30 @@ def _run_scheduler(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_agent(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from node_agent.config import add_arguments
+
+    p = sub.add_parser(
+        "agent",
+        help="run a node agent: run the pods bound to this node through containerd",
+        description="The kubelet: register the node, run its pods through containerd's "
+        "CRI, probe them, report their status, serve their logs, exec and stats.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_agent)
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    from node_agent.agent import run
+    from node_agent.config import AgentConfig, ConfigError
+
+    try:
+        cfg = AgentConfig.from_args(args)
+    except ConfigError as exc:
+        raise SystemExit(f"navarch agent: {exc}") from None
+    return run(cfg)
+
+
 def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from deploy import local
 
@@ -148,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_controllers(sub)
     _add_scheduler(sub)
     _add_simnodes(sub)
+    _add_agent(sub)
     _add_local(sub)
     return parser
 

@@ -13,7 +13,20 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 
-from navarch.v1 import coordination_pb2, core_pb2
+from navarch._nodes import (
+    ARCH_LABEL,
+    HOSTNAME_LABEL,
+    KUBELET_PORT,
+    LEASE_NAMESPACE,
+    OS_LABEL,
+    ZONE_LABEL,
+    build_lease,
+    heartbeat_node,
+    node_conditions,
+    renewed_lease,
+    set_time,
+)
+from navarch.v1 import core_pb2
 
 from .config import SimConfig
 
@@ -21,25 +34,9 @@ __all__ = ["HOSTNAME_LABEL", "LEASE_NAMESPACE", "OS_LABEL", "ZONE_LABEL", "build
            "build_node", "heartbeat_node", "host_ip", "node_conditions", "pod_ip",
            "renewed_lease", "set_time"]
 
-HOSTNAME_LABEL = "kubernetes.io/hostname"
-OS_LABEL = "kubernetes.io/os"
-ARCH_LABEL = "kubernetes.io/arch"
-ZONE_LABEL = "topology.kubernetes.io/zone"
-LEASE_NAMESPACE = "kube-node-lease"
-KUBELET_PORT = 10250
 KUBELET_VERSION = "v1.31.0-navarch-sim"
-PRESSURE_CONDITIONS = (
-    ("MemoryPressure", "KubeletHasSufficientMemory", "kubelet has sufficient memory available"),
-    ("DiskPressure", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"),
-    ("PIDPressure", "KubeletHasSufficientPID", "kubelet has sufficient PID available"),
-)
 _HOST_NET = ipaddress.IPv4Network("172.30.0.0/15")
 _FALLBACK_POD_NET = ipaddress.IPv4Network("10.128.0.0/9")
-
-
-def set_time(ts: object, when: float) -> None:
-    """Set a protobuf Timestamp to ``when`` (seconds since the epoch, microseconds kept)."""
-    ts.FromMicroseconds(round(when * 1_000_000))  # type: ignore[attr-defined]
 
 
 def host_ip(index: int) -> str:
@@ -63,28 +60,6 @@ def _fallback_cidr(index: int) -> ipaddress.IPv4Network:
     count = 1 << (24 - _FALLBACK_POD_NET.prefixlen)
     base = int(_FALLBACK_POD_NET.network_address) + (index % count) * 256
     return ipaddress.IPv4Network((base, 24))
-
-
-def node_conditions(now: float, old: list[core_pb2.NodeCondition] | None = None
-                    ) -> list[core_pb2.NodeCondition]:
-    """Ready True and the pressure conditions False, heartbeat ``now``; a condition whose
-    status does not change keeps its lastTransitionTime from ``old``."""
-    before = {c.type: c for c in old or ()}
-    wanted = [(t, "False", reason, msg) for t, reason, msg in PRESSURE_CONDITIONS]
-    wanted.append(("Ready", "True", "KubeletReady", "kubelet is posting ready status"))
-    out = []
-    for type_, status, reason, message in wanted:
-        cond = core_pb2.NodeCondition(type=type_, status=status, reason=reason,
-                                      message=message)
-        set_time(cond.last_heartbeat_time, now)
-        prev = before.get(type_)
-        if prev is not None and prev.status == status and prev.HasField(
-                "last_transition_time"):
-            cond.last_transition_time.CopyFrom(prev.last_transition_time)
-        else:
-            set_time(cond.last_transition_time, now)
-        out.append(cond)
-    return out
 
 
 def build_node(cfg: SimConfig, index: int, now: float) -> core_pb2.Node:
@@ -132,40 +107,3 @@ def _image_size(image: str) -> int:
     # a stable, plausible size (10-500 MB) so that ImageLocality has something to weigh
     h = int(hashlib.sha256(image.encode()).hexdigest()[:8], 16)
     return (10 + h % 490) * 1_000_000
-
-
-def heartbeat_node(node: core_pb2.Node, now: float) -> core_pb2.Node:
-    """A copy of ``node`` whose conditions say Ready at ``now`` (a Ready that the node
-    lifecycle controller set Unknown becomes True again, with a new transition time)."""
-    out = core_pb2.Node()
-    out.CopyFrom(node)
-    conditions = node_conditions(now, list(node.status.conditions))
-    others = [c for c in node.status.conditions
-              if c.type not in {x.type for x in conditions}]
-    del out.status.conditions[:]
-    out.status.conditions.extend([*conditions, *others])
-    return out
-
-
-def build_lease(name: str, now: float, duration: int) -> coordination_pb2.Lease:
-    """The node Lease ``kube-node-lease/<name>``, held by the node, renewed at ``now``."""
-    lease = coordination_pb2.Lease(api_version="coordination.k8s.io/v1", kind="Lease")
-    lease.metadata.name = name
-    lease.metadata.namespace = LEASE_NAMESPACE
-    lease.spec.holder_identity = name
-    lease.spec.lease_duration_seconds = duration
-    set_time(lease.spec.acquire_time, now)
-    set_time(lease.spec.renew_time, now)
-    return lease
-
-
-def renewed_lease(lease: coordination_pb2.Lease, name: str, now: float, duration: int
-                  ) -> coordination_pb2.Lease:
-    """A copy of ``lease`` renewed at ``now`` (holder and duration set again, in case
-    someone changed them)."""
-    out = coordination_pb2.Lease()
-    out.CopyFrom(lease)
-    out.spec.holder_identity = name
-    out.spec.lease_duration_seconds = duration
-    set_time(out.spec.renew_time, now)
-    return out
