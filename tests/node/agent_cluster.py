@@ -1,0 +1,134 @@
+"""A real cluster for agent tests: a 3-member raftstore, an API server on the node
+bridge, a scheduler and controllers, and N worker nodes, each a network namespace with
+its own containerd and a ``navarch agent`` running inside it.
+
+Everything is stopped and removed by ``AgentCluster.destroy`` (processes, namespaces,
+links, mounts, cgroups, files), which the fixtures call even when a test fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy import nodeenv
+from deploy.nodeenv import NetworkPlan, NodeEnv
+from tests.api.harness import ApiServerProcess, NavarchProcess
+from tests.store.conftest import make_cluster
+
+FAST_ELECTION = ("--leader-elect-lease-duration", "4", "--leader-elect-renew-deadline", "3",
+                 "--leader-elect-retry-period", "0.5")
+
+
+class AgentProcess(NavarchProcess):
+    """``navarch agent`` inside ``node``'s network namespace (entered with nsenter)."""
+
+    subcommand = "agent"
+
+    def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str) -> None:
+        super().__init__(workdir, list(extra), subcommand="agent", name=node.name)
+        self.node = node
+        self.api = api
+        self.address = f"{node.ip}:{self.port}"
+
+    def command(self) -> list[str]:
+        n = self.node
+        return ["nsenter", f"--net={n.netns_path}", sys.executable, "-m", "navarch",
+                "--log-format", "json", "agent", "--listen", self.address,
+                "--server", self.api, "--node-name", n.name, "--node-ip", n.ip,
+                "--cri-socket", str(n.cri_socket), "--root-dir", str(n.agent_dir),
+                "--cni-conf-dir", str(n.cni_conf_dir), "--cgroup-root", n.cgroup_root,
+                "--heartbeat-interval", "2", "--status-interval", "5", *self.extra_args]
+
+
+@dataclass
+class AgentCluster:
+    """The processes and nodes of one test cluster."""
+
+    plan: NetworkPlan
+    workdir: Path
+    node_count: int = 3
+    store: object | None = None
+    api: ApiServerProcess | None = None
+    daemons: list[NavarchProcess] = field(default_factory=list)
+    nodes: list[NodeEnv] = field(default_factory=list)
+    agents: dict[str, AgentProcess] = field(default_factory=dict)
+
+    @property
+    def api_address(self) -> str:
+        assert self.api is not None
+        return self.api.address
+
+    def start(self, *controller_args: str) -> None:
+        self.store = make_cluster("raftstore", self.workdir / "store")
+        api = ApiServerProcess(self.store.endpoints, self.workdir / "apiserver")  # type: ignore[attr-defined]
+        api.address = f"{self.plan.host_ip}:{api.port}"  # reachable from node namespaces
+        self.api = api
+        api.start()
+        for sub, args in (("scheduler", FAST_ELECTION),
+                          ("controllers", (*FAST_ELECTION, *controller_args))):
+            proc = NavarchProcess(self.workdir / sub, ["--server", api.address, *args],
+                                  subcommand=sub)
+            self.daemons.append(proc)
+            proc.start()
+        nodeenv.ensure_bridge(self.plan)
+        for i in range(1, self.node_count + 1):
+            node = NodeEnv(f"node-{i}", i, self.plan, self.workdir / f"node-{i}")
+            self.nodes.append(node)
+            nodeenv.setup_node(node)
+            self.start_agent(node)
+
+    def node(self, name: str) -> NodeEnv:
+        return next(n for n in self.nodes if n.name == name)
+
+    def start_agent(self, node: NodeEnv) -> AgentProcess:
+        agent = AgentProcess(self.workdir / "agents", node, self.api_address)
+        self.agents[node.name] = agent
+        try:
+            agent.start(60)
+        except BaseException:
+            print(agent.log_tail())
+            raise
+        return agent
+
+    def kill_node(self, name: str) -> None:
+        """SIGKILL the node's agent and containerd (its containers go on running)."""
+        agent = self.agents[name]
+        if agent.proc is not None:
+            agent.proc.send_signal(signal.SIGKILL)
+            agent.proc.wait(10)
+        node = self.node(name)
+        pid = nodeenv.containerd_pid(node)
+        if pid is not None:
+            with contextlib.suppress(OSError):
+                import os
+
+                os.kill(pid, signal.SIGKILL)
+
+    def in_node(self, name: str, *cmd: str, timeout: float = 10.0
+                ) -> subprocess.CompletedProcess[str]:
+        """Run ``cmd`` in the node's network namespace (busybox's wget, say)."""
+        node = self.node(name)
+        return subprocess.run(["nsenter", f"--net={node.netns_path}", *cmd],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def destroy(self) -> None:
+        for agent in self.agents.values():
+            with contextlib.suppress(Exception):
+                agent.stop()
+        for node in self.nodes:
+            with contextlib.suppress(Exception):
+                nodeenv.teardown_node(node)
+        for proc in reversed(self.daemons):
+            with contextlib.suppress(Exception):
+                proc.stop()
+        if self.api is not None:
+            with contextlib.suppress(Exception):
+                self.api.stop()
+        if self.store is not None:
+            with contextlib.suppress(Exception):
+                self.store.destroy()  # type: ignore[attr-defined]
