@@ -294,25 +294,48 @@ def _zombie(pid: int) -> bool:
         return False
 
 
-def remove_all_pods(node: NodeEnv, timeout: float = 30.0) -> None:
-    """Stop and remove every pod sandbox through CRI (containers, CNI, mounts go with them)."""
+def remove_all_pods(node: NodeEnv, timeout: float = 30.0) -> list[Path]:
+    """Stop and remove every pod sandbox through CRI (containers, CNI, mounts go with
+    them); returns the sandboxes' network namespace files, for a last check."""
+    import json
+
     import grpc
     from cri_api.v1 import api_pb2, api_pb2_grpc
 
+    netns: list[Path] = []
     if not node.cri_socket.exists() or containerd_pid(node) is None:
-        return
+        return netns
     with grpc.insecure_channel(f"unix://{node.cri_socket}") as channel:
         rt = api_pb2_grpc.RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]
         try:
             sandboxes = rt.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=timeout)
         except grpc.RpcError:
-            return
+            return netns
         for sb in sandboxes.items:
+            with contextlib.suppress(grpc.RpcError, ValueError, KeyError, TypeError):
+                status = rt.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(
+                    pod_sandbox_id=sb.id, verbose=True), timeout=timeout)
+                for ns in json.loads(status.info["info"])["runtimeSpec"]["linux"][
+                        "namespaces"]:
+                    if ns.get("type") == "network" and ns.get("path"):
+                        netns.append(Path(ns["path"]))
+            # each step on its own: a sandbox whose task died cannot be stopped cleanly
             with contextlib.suppress(grpc.RpcError):
                 rt.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=sb.id),
                                   timeout=timeout)
+            with contextlib.suppress(grpc.RpcError):
                 rt.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=sb.id),
                                     timeout=timeout)
+    return netns
+
+
+def remove_netns_files(paths: list[Path]) -> None:
+    """Unmount and delete pod network namespace files CRI left behind (after a crash)."""
+    for path in paths:
+        if path.exists() and path.parent == NETNS_DIR:
+            run("umount", str(path), check=False)
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def stop_containerd(node: NodeEnv) -> None:
@@ -396,8 +419,9 @@ def teardown_node(node: NodeEnv, remove_files: bool = True) -> None:
             and node.netns_path.exists():
         with contextlib.suppress(RuntimeError):
             start_containerd(node)
-    remove_all_pods(node)
+    leftovers = remove_all_pods(node)
     stop_containerd(node)
+    remove_netns_files(leftovers)
     unmount_under(node.root)
     remove_cgroups(node)
     remove_netns(node)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -33,6 +33,7 @@ from navarch.v1 import (
     batch_pb2,
     coordination_pb2,
     core_pb2,
+    node_pb2,
 )
 
 __all__ = ["Client", "ObjectList", "ResourceClient", "WatchEvent", "resolve_server"]
@@ -285,6 +286,38 @@ class Client:
         """A server-streaming call of navarch.v1.Resources (Watch)."""
         rpc = self._method("Resources", method, request, api_pb2.WatchEvent, stream=True)
         return rpc(request, metadata=self.metadata)
+
+    async def pod_logs(self, request: node_pb2.ContainerLogsRequest) -> AsyncIterator[bytes]:
+        """A container's log through the API server (navarch.v1.Pods/Logs), in chunks of
+        whole lines; with ``follow`` it streams until the container stops."""
+        rpc = self._method("Pods", "Logs", request, node_pb2.LogChunk, stream=True)
+        try:
+            async for chunk in rpc(request, metadata=self.metadata):
+                yield chunk.data
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def pod_exec(self, request: node_pb2.ExecRequest
+                       ) -> AsyncIterator[node_pb2.ExecOutput]:
+        """Run a command in a pod's container (navarch.v1.Pods/Exec); the last message
+        carries the exit code."""
+        rpc = self._method("Pods", "Exec", request, node_pb2.ExecOutput, stream=True)
+        try:
+            async for out in rpc(request, metadata=self.metadata):
+                yield out
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+
+    async def pod_top(self, namespace: str = "", pod: str = "") -> node_pb2.StatsResponse:
+        """CPU and memory of pods, from their nodes (navarch.v1.Pods/Top)."""
+        request = node_pb2.StatsRequest(namespace=namespace, pod=pod)
+        rpc = self._method("Pods", "Top", request, node_pb2.StatsResponse)
+        try:
+            reply: node_pb2.StatsResponse = await rpc(request, timeout=self.timeout,
+                                                      metadata=self.metadata)
+        except grpc.aio.AioRpcError as exc:
+            raise from_rpc_error(exc) from None
+        return reply
 
     async def api_resources(self) -> list[api_pb2.APIResource]:
         """What the server serves (Discovery.ListResources)."""

@@ -229,6 +229,7 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event) -> None:
     """Run the agent and its node service until ``stop`` is set."""
     from navarch import Client
 
+    cfg.root_dir.mkdir(parents=True, exist_ok=True)
     cri_client = CriClient(cfg.cri_socket)
     client = Client(cfg.server) if cfg.server else Client()
     agent = Agent(client, cfg, cri_client)

@@ -187,7 +187,8 @@ class NodeReporter:
             return
         if cni.write_conflist(self.cfg.cni_conf_dir, cidr, self.cfg.root_dir / "ipam"):
             log.info("pod network configured", pod_cidr=cidr)
-        if cidr != self.pod_cidr or self._on_pod_cidr is not None:
+            self.poke()  # NetworkReady turns true: say so without waiting a round
+        if cidr != self.pod_cidr:
             self.pod_cidr = cidr
             if self._on_pod_cidr is not None:
                 self._on_pod_cidr(cidr)

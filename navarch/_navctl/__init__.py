@@ -231,6 +231,9 @@ def _build() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser
     _add_apply_create(sub)
     _add_reading(sub)
     _add_writing(sub)
+    from navarch._navctl.podio import add_arguments as add_pod_io
+
+    add_pod_io(sub, _command)
     return parser, dict(sub.choices)
 
 
@@ -257,7 +260,13 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = commands[command]
     if command == "create" and rest[:1] in (["namespace"], ["ns"]):
         parser, rest = _create_namespace_parser(), rest[1:]
+    after_dashes: list[str] = []
+    if command == "exec" and "--" in rest:  # exec POD [flags] -- COMMAND [ARGS...]
+        cut = rest.index("--")
+        rest, after_dashes = rest[:cut], rest[cut + 1:]
     args = parser.parse_intermixed_args(rest)
+    if command == "exec":
+        args.exec_command = [*args.exec_command, *after_dashes]
     globals_only = argparse.ArgumentParser(prog="navctl", add_help=False)
     _global_flags(globals_only, suppress=False)
     given = globals_only.parse_args(head)
@@ -280,7 +289,7 @@ async def run(ctx: Context, args: argparse.Namespace) -> int:
         ctx.fail(error_message(exc, ctx.address or ctx.server or ""))
     finally:
         await ctx.close()
-    return 1 if ctx.failed else 0
+    return 1 if ctx.failed else ctx.exit_code
 
 
 def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,

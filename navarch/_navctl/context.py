@@ -58,6 +58,7 @@ class Context:
     clock: Callable[[], datetime] = _now
     _client: Client | None = None
     failed: bool = False
+    exit_code: int = 0  # the exit status a command asks for (exec: the command's)
 
     def client(self) -> Client:
         """The API client, connected on first use."""

@@ -11,9 +11,12 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from navarch.v1 import node_pb2_grpc
+
 from .compactor import Compactor
 from .config import ApiServerConfig, host_port
 from .grpc_api import DISCOVERY_SERVICE, RESOURCES_SERVICE, ApiService
+from .podproxy import PODS_SERVICE, PodProxy
 from .resources import Resources
 from .storage import EtcdStore
 
@@ -37,10 +40,13 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
     ])
     api = ApiService(resources, bookmark_interval=config.watch_bookmark_interval)
     server.add_generic_rpc_handlers(api.handlers())
+    pod_proxy = PodProxy(api)
+    node_pb2_grpc.add_PodsServicer_to_server(pod_proxy, server)  # type: ignore[no-untyped-call]
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (RESOURCES_SERVICE, DISCOVERY_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME),
+        (RESOURCES_SERVICE, DISCOVERY_SERVICE, PODS_SERVICE, health.SERVICE_NAME,
+         reflection.SERVICE_NAME),
         server)
     server.add_insecure_port(config.listen)
     if config.metrics_listen:
@@ -50,7 +56,7 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         start_http_server(port, addr=host)
     await resources.start()
     await server.start()
-    for name in ("", RESOURCES_SERVICE, DISCOVERY_SERVICE):
+    for name in ("", RESOURCES_SERVICE, DISCOVERY_SERVICE, PODS_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     compactor = asyncio.create_task(Compactor(store, config.compaction_interval).run())
     log.info("apiserver serving", listen=config.listen, store=",".join(config.store_endpoints))
@@ -66,6 +72,7 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
             await compactor
         await resources.stop()
         await server.stop(grace=2.0)
+        await pod_proxy.close()
         await store.close()
 
 

@@ -81,6 +81,24 @@ class AgentCluster:
             self.nodes.append(node)
             nodeenv.setup_node(node)
             self.start_agent(node)
+        self.wait_nodes_ready()
+
+    def wait_nodes_ready(self, timeout: float = 60.0) -> None:
+        """Until every node reports Ready (its pod network is configured by then)."""
+        import navarch
+        from tests.store.cluster import wait_for
+
+        def ready() -> bool:
+            async def check() -> bool:
+                async with navarch.Client(self.api_address) as client:
+                    nodes = (await client.nodes().list()).items
+                return len(nodes) >= len(self.nodes) and all(
+                    any(c.type == "Ready" and c.status == "True" for c in n.status.conditions)
+                    for n in nodes if n.metadata.name in {x.name for x in self.nodes})
+            import asyncio
+
+            return asyncio.run(check())
+        wait_for(ready, timeout, "every node to be Ready", interval=0.5)
 
     def node(self, name: str) -> NodeEnv:
         return next(n for n in self.nodes if n.name == name)

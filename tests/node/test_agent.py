@@ -140,10 +140,10 @@ async def test_tutorial_flow_on_real_containers(cluster: AgentCluster, client: n
     pods = await available(4, registry["web2"])
     for p in pods:
         assert p.status.pod_ip and p.status.host_ip == cluster.node(p.spec.node_name).ip
-        answer = cluster.in_node(p.spec.node_name, "busybox", "wget", "-qO-", "-T", "5",
+        answer = cluster.in_node(p.spec.node_name, "busybox", "wget", "-qO-",
                                  f"http://{p.status.pod_ip}:8080/")
         assert answer.stdout == "navarch web v2\n", answer.stderr
-        host = cluster.in_node(p.spec.node_name, "busybox", "wget", "-qO-", "-T", "5",
+        host = cluster.in_node(p.spec.node_name, "busybox", "wget", "-qO-",
                                f"http://{p.status.pod_ip}:8080/cgi-bin/hostname")
         assert host.stdout.strip() == p.metadata.name
 

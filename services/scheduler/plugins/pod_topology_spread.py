@@ -53,7 +53,7 @@ class _State:
 
 
 def _count(pod: PodInfo, constraints: list[Constraint], nodes: Sequence[NodeInfo],
-           ) -> _State:
+           require_all: bool = True) -> _State:
     counts: list[Counter[str]] = [Counter() for _ in constraints]
     spec = pod.pod.spec
     namespace = pod.pod.metadata.namespace
@@ -61,9 +61,11 @@ def _count(pod: PodInfo, constraints: list[Constraint], nodes: Sequence[NodeInfo
         if node.node is None or not fits_node_affinity(spec, node.node):
             continue
         labels = node.labels
-        if any(c.topology_key not in labels for c in constraints):
+        if require_all and any(c.topology_key not in labels for c in constraints):
             continue
         for i, c in enumerate(constraints):
+            if c.topology_key not in labels:
+                continue
             value = labels[c.topology_key]
             n = sum(1 for other in node.pods.values()
                     if other.pod.metadata.namespace == namespace
@@ -72,6 +74,34 @@ def _count(pod: PodInfo, constraints: list[Constraint], nodes: Sequence[NodeInfo
             counts[i][value] += n
     self_match = [int(c.selector.matches(pod.pod.metadata.labels)) for c in constraints]
     return _State(constraints, counts, self_match)
+
+
+HOSTNAME_KEY = "kubernetes.io/hostname"
+ZONE_KEY = "topology.kubernetes.io/zone"
+_SPREAD_OWNERS = ("ReplicaSet", "StatefulSet", "ReplicationController")
+
+
+def system_default_constraints(pod: core_pb2.Pod) -> list[Constraint]:
+    """kube-scheduler's default constraints (defaultingType System) for a pod without
+    its own: ScheduleAnyway, maxSkew 3 over hostnames and 5 over zones, counting the pods
+    of the same controller. Kubernetes selects them with the selectors of the Services
+    and controllers that select the pod; the pod's own labels (which include its
+    ReplicaSet's pod-template-hash) pick the same set for controller-owned pods."""
+    if pod.spec.topology_spread_constraints or not any(
+            ref.controller and ref.kind in _SPREAD_OWNERS
+            for ref in pod.metadata.owner_references):
+        return []
+    selector = label_selector(_match_labels(pod))
+    return [Constraint(3, HOSTNAME_KEY, selector, 1, False),
+            Constraint(5, ZONE_KEY, selector, 1, False)]
+
+
+def _match_labels(pod: core_pb2.Pod) -> object:
+    from navarch.v1 import meta_pb2
+
+    sel = meta_pb2.LabelSelector()
+    sel.match_labels.update(pod.metadata.labels)
+    return sel
 
 
 class PodTopologySpread:
@@ -106,18 +136,24 @@ class PodTopologySpread:
     def pre_score(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo]) -> bool:
         soft = [Constraint.of(c) for c in pod.pod.spec.topology_spread_constraints
                 if c.when_unsatisfiable == "ScheduleAnyway"]
+        defaulted = False
+        if not pod.pod.spec.topology_spread_constraints:
+            soft, defaulted = system_default_constraints(pod.pod), True
         if not soft:
             return False
-        s = _count(pod, soft, nodes)
-        state[self.name + "/score"] = (s, [math.log(len(c) + 2) for c in s.counts])
+        s = _count(pod, soft, nodes, require_all=not defaulted)
+        state[self.name + "/score"] = (s, [math.log(len(c) + 2) for c in s.counts],
+                                       defaulted)
         return True
 
     def score(self, state: CycleState, pod: PodInfo, node: NodeInfo) -> int:
-        s, weights = state[self.name + "/score"]
+        s, weights, defaulted = state[self.name + "/score"]
         total = 0.0
         for i, c in enumerate(s.constraints):
             value = node.labels.get(c.topology_key)
             if value is None:
+                if defaulted:
+                    continue  # system defaults do not require every key on every node
                 return -1  # ignored: scores 0 after normalizing
             total += s.counts[i].get(value, 0) * weights[i] + (c.max_skew - 1)
         return round(total)
