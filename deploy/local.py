@@ -1,22 +1,24 @@
-"""``navarch up`` / ``down`` / ``status``: a local cluster on this machine.
+"""``navarch up`` / ``down`` / ``status`` / ``images``: a whole cluster on this machine.
 
-For now the cluster is the control plane over simulated nodes: three ``navarch store``
-members, one ``navarch apiserver``, ``navarch controllers``, ``navarch scheduler`` and
-``navarch simnodes --count 3`` (hollow nodes, until node agents run real containers),
-all on loopback, with data, logs and pids under ``--run-dir`` (default ``.run``)::
+    host:  bridge nvbr0 172.30.0.1/24 ── registry 172.30.0.1:5000 (images built here)
+           store: 3 raftstore members (--store raft) or 3 etcd members (--store etcd)
+           apiserver 127.0.0.1:6443 and 172.30.0.1:6443 (the agents' way in)
+           controllers (health :10257), scheduler (:10259)[, simnodes (:10250)]
+    node-<i> (i = 1..--nodes, default 3): network namespace nv-node-<i>, 172.30.0.1<i>,
+           its own containerd, and `navarch agent` inside the namespace (:10250)
 
-    .run/store/peer-secret
-    .run/store/s1/{data/,member.log,member.pid}   client 127.0.0.1:12379, peer :12380
-    .run/store/s2/...                              client 127.0.0.1:22379, peer :22380
-    .run/store/s3/...                              client 127.0.0.1:32379, peer :32380
-    .run/apiserver/{apiserver.log,apiserver.pid}  gRPC 127.0.0.1:6443
-    .run/controllers/…, .run/scheduler/…, .run/simnodes/…   health on :10257, :10259, :10250
-    .run/config.json                              {"server": "127.0.0.1:6443"}
+Files under ``--run-dir`` (default ``.run``)::
 
-``up`` also writes ~/.navarch/config.json (unless $NAVARCH_CONFIG names another file), so
-that ``navctl`` finds the cluster without flags, and applies ``examples/`` manifests
-given with ``--example``. ``up`` is idempotent (what runs is left alone); ``down`` stops
-everything and keeps the data, so the next ``up`` resumes the same cluster.
+    cluster.json                      what `up` chose (store, nodes, addresses): `down` reads it
+    store/{peer-secret,s1/,s2/,s3/}   members' data, logs and pids
+    apiserver/, controllers/, scheduler/[, simnodes/]   logs and pids
+    registry/, nodes/node-<i>/        see deploy/localnodes.py
+    config.json                       {"server": "127.0.0.1:6443"}
+
+``up`` also writes navctl's config (~/.navarch/config.json, or $NAVARCH_CONFIG) and
+applies ``--example`` manifests. It is idempotent: what runs is left alone. ``down``
+stops everything and removes every process, namespace, link, mount, cgroup and
+directory ``up`` made, the run directory included.
 """
 
 from __future__ import annotations
@@ -31,16 +33,51 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import grpc
 from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
+from deploy import localnodes
+from deploy.nodeenv import NetworkPlan
+
 MEMBERS = (("s1", 12379, 12380), ("s2", 22379, 22380), ("s3", 32379, 32380))
 HOST = "127.0.0.1"
 API_PORT = 6443
 START_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class LocalConfig:
+    """What ``up`` chose; saved as cluster.json so that ``down`` and ``status`` agree."""
+
+    store: str = "raft"
+    nodes: int = 3
+    sim_nodes: int = 0
+    prefix: str = "nv"
+    subnet: str = "172.30.0.0/24"
+    registry_port: int = 5000
+    api_port: int = API_PORT
+    port_offset: int = 0  # added to every loopback port (tests run beside a real `up`)
+
+    @property
+    def plan(self) -> NetworkPlan:
+        return NetworkPlan(self.prefix, self.subnet, self.registry_port)
+
+    @property
+    def api(self) -> str:
+        return f"{HOST}:{self.api_port}"
+
+    def save(self, run_dir: Path) -> None:
+        (run_dir / "cluster.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, run_dir: Path) -> LocalConfig:
+        try:
+            return cls(**json.loads((run_dir / "cluster.json").read_text()))
+        except (OSError, ValueError, TypeError):
+            return cls()
 
 
 @dataclass(frozen=True)
@@ -51,6 +88,7 @@ class LocalMember:
     client_port: int
     peer_port: int
     root: Path
+    backend: str = "raft"
 
     @property
     def endpoint(self) -> str:
@@ -66,34 +104,52 @@ class LocalMember:
 
     def pid(self) -> int | None:
         """The member's pid if it is running."""
-        pid = _pid_of(self.pid_file, b"store")
+        pid = _pid_of(self.pid_file, b"etcd" if self.backend == "etcd" else b"store")
         if pid is None:
             return None
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         return pid if self.name.encode() in cmdline else None
 
 
-def members(run_dir: Path) -> list[LocalMember]:
-    return [LocalMember(n, c, p, run_dir / "store" / n) for n, c, p in MEMBERS]
+def members(run_dir: Path, cfg: LocalConfig | None = None) -> list[LocalMember]:
+    cfg = cfg or LocalConfig.load(run_dir)
+    off = cfg.port_offset
+    return [LocalMember(n, c + off, p + off, run_dir / "store" / n, cfg.store)
+            for n, c, p in MEMBERS]
 
 
-def endpoints(run_dir: Path) -> str:
-    return ",".join(m.endpoint for m in members(run_dir))
+def endpoints(run_dir: Path, cfg: LocalConfig | None = None) -> str:
+    return ",".join(m.endpoint for m in members(run_dir, cfg))
 
 
-def _start(m: LocalMember, initial_cluster: str, secret: Path) -> int:
+def _member_command(m: LocalMember, ms: list[LocalMember], secret: Path) -> list[str]:
+    if m.backend == "etcd":
+        peers = ",".join(f"{x.name}=http://{HOST}:{x.peer_port}" for x in ms)
+        data = m.root / "data"
+        return ["etcd", "--name", m.name, "--data-dir", str(data),
+                "--listen-client-urls", f"http://{m.endpoint}",
+                "--advertise-client-urls", f"http://{m.endpoint}",
+                "--listen-peer-urls", f"http://{HOST}:{m.peer_port}",
+                "--initial-advertise-peer-urls", f"http://{HOST}:{m.peer_port}",
+                "--initial-cluster", peers,
+                "--initial-cluster-state", "existing" if data.exists() else "new",
+                "--initial-cluster-token", f"navarch-local-{ms[0].peer_port}",
+                "--logger", "zap", "--log-level", "warn"]
+    initial = ",".join(f"{x.name}={HOST}:{x.peer_port}" for x in ms)
+    return [sys.executable, "-m", "navarch", "--log-format", "json", "store",
+            "--name", m.name, "--data-dir", str(m.root / "data"),
+            "--listen-client", m.endpoint, "--listen-peer", f"{HOST}:{m.peer_port}",
+            "--initial-cluster", initial, "--peer-secret-file", str(secret),
+            # idle watches (the API server's watch cache) hear of progress within seconds
+            "--watch-progress-notify-interval", "5"]
+
+
+def _start(m: LocalMember, ms: list[LocalMember], secret: Path) -> int:
     m.root.mkdir(parents=True, exist_ok=True)
-    cmd = [
-        sys.executable, "-m", "navarch", "--log-format", "json", "store",
-        "--name", m.name, "--data-dir", str(m.root / "data"),
-        "--listen-client", m.endpoint, "--listen-peer", f"{HOST}:{m.peer_port}",
-        "--initial-cluster", initial_cluster, "--peer-secret-file", str(secret),
-        # idle watches (the API server's watch cache) hear of progress within seconds
-        "--watch-progress-notify-interval", "5",
-    ]
     with open(m.log_file, "ab") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(_member_command(m, ms, secret), stdout=log,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     m.pid_file.write_text(str(proc.pid))
     return proc.pid
 
@@ -143,14 +199,16 @@ def _pid_of(pid_file: Path, marker: bytes) -> int | None:
     return pid if marker in cmdline else None
 
 
-# name, health port of its gRPC --listen (0: the apiserver, which listens on API_PORT),
-# extra flags; started in this order after the store, stopped in reverse
-DAEMONS: tuple[tuple[str, int, tuple[str, ...]], ...] = (
-    ("apiserver", 0, ()),
-    ("controllers", 10257, ()),
-    ("scheduler", 10259, ()),
-    ("simnodes", 10250, ("--count", "3")),
-)
+def daemons(cfg: LocalConfig) -> list[tuple[str, int, tuple[str, ...]]]:
+    """Name, health port (0: the apiserver's), extra flags; started in this order after
+    the store, stopped in reverse."""
+    off = cfg.port_offset
+    out: list[tuple[str, int, tuple[str, ...]]] = [
+        ("apiserver", 0, ()), ("controllers", 10257 + off, ()),
+        ("scheduler", 10259 + off, ())]
+    if cfg.sim_nodes:
+        out.append(("simnodes", 10250 + off, ("--count", str(cfg.sim_nodes))))
+    return out
 
 
 def _daemon_dir(run_dir: Path, name: str) -> Path:
@@ -177,27 +235,29 @@ def _serving(address: str) -> bool:
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
 
 
-def _daemon_command(run_dir: Path, name: str, port: int, extra: tuple[str, ...]) -> list[str]:
+def _daemon_command(run_dir: Path, cfg: LocalConfig, name: str, port: int,
+                    extra: tuple[str, ...]) -> list[str]:
     base = [sys.executable, "-m", "navarch", "--log-format", "json", name]
     if name == "apiserver":
-        return [*base, "--store-endpoints", endpoints(run_dir), "--listen",
-                f"{HOST}:{API_PORT}"]
-    return [*base, "--server", f"{HOST}:{API_PORT}", "--listen", f"{HOST}:{port}", *extra]
+        listen = cfg.api if not cfg.nodes else f"{cfg.api},{cfg.plan.host_ip}:{cfg.api_port}"
+        return [*base, "--store-endpoints", endpoints(run_dir, cfg), "--listen", listen]
+    return [*base, "--server", cfg.api, "--listen", f"{HOST}:{port}", *extra]
 
 
-def _start_daemon(run_dir: Path, name: str, port: int, extra: tuple[str, ...]) -> None:
+def _start_daemon(run_dir: Path, cfg: LocalConfig, name: str, port: int,
+                  extra: tuple[str, ...]) -> None:
     root = _daemon_dir(run_dir, name)
     root.mkdir(parents=True, exist_ok=True)
-    address = f"{HOST}:{port or API_PORT}"
+    address = f"{HOST}:{port}" if port else cfg.api
     pid = _daemon_pid(run_dir, name)
     if pid is not None:
         print(f"{name} already running (pid {pid})")
     else:
         print(f"starting {name} ({address})")
         with open(root / f"{name}.log", "ab") as log:
-            proc = subprocess.Popen(_daemon_command(run_dir, name, port, extra), stdout=log,
-                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                    start_new_session=True)
+            proc = subprocess.Popen(_daemon_command(run_dir, cfg, name, port, extra),
+                                    stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
         (root / f"{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + START_TIMEOUT
     while not _serving(address):
@@ -210,8 +270,8 @@ def _start_daemon(run_dir: Path, name: str, port: int, extra: tuple[str, ...]) -
         time.sleep(0.2)
 
 
-def _write_config(run_dir: Path) -> Path:
-    body = json.dumps({"server": f"{HOST}:{API_PORT}"}, indent=2) + "\n"
+def _write_config(run_dir: Path, cfg: LocalConfig) -> Path:
+    body = json.dumps({"server": cfg.api}, indent=2) + "\n"
     (run_dir / "config.json").write_text(body)
     target = Path(os.environ.get("NAVARCH_CONFIG", Path.home() / ".navarch" / "config.json"))
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -233,29 +293,53 @@ def _stop_pid(pid: int, what: str) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _apply_examples(paths: list[str]) -> None:
+def _navctl(cfg: LocalConfig, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "navarch._navctl", "--server", cfg.api, *args],
+                   check=False, timeout=120)
+
+
+def _apply_examples(cfg: LocalConfig, paths: list[str]) -> None:
     for path in paths:
         print(f"\n$ navctl apply -f {path}")
-        subprocess.run([sys.executable, "-m", "navarch._navctl", "--server",
-                        f"{HOST}:{API_PORT}", "apply", "-f", path], check=False, timeout=60)
+        _navctl(cfg, "apply", "-f", path)
+
+
+def config_from_args(args: argparse.Namespace, run_dir: Path) -> LocalConfig:
+    """Flags over what an earlier ``up`` of this run directory chose."""
+    saved = LocalConfig.load(run_dir)
+    choose = {k: v for k, v in vars(args).items()
+              if k in LocalConfig.__dataclass_fields__ and v is not None}
+    merged = LocalConfig(**{**asdict(saved), **choose})
+    if merged.store not in ("raft", "etcd"):
+        raise SystemExit(f"navarch up: --store {merged.store!r}: accepted: raft, etcd")
+    if merged.nodes < 0 or merged.nodes > 200:
+        raise SystemExit(f"navarch up: --nodes {merged.nodes}: must be between 0 and 200")
+    if merged.store == "etcd" and shutil.which("etcd") is None:
+        raise SystemExit("navarch up: --store etcd needs Debian's etcd-server (make deps)")
+    return merged
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    """Start whatever members are not running, wait for a leader, show the cluster."""
+    """Start whatever is not running, wait until it serves, show the cluster."""
     run_dir = Path(args.run_dir).resolve()
-    ms = members(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = config_from_args(args, run_dir)
+    cfg.save(run_dir)
+    if cfg.nodes:
+        refs = localnodes.start_infra(run_dir, cfg.plan)
+        print("images:\n  " + "\n  ".join(refs))
+    ms = members(run_dir, cfg)
     store_dir = run_dir / "store"
     store_dir.mkdir(parents=True, exist_ok=True)
     secret = store_dir / "peer-secret"
     if not secret.exists():
         secret.write_text(secrets.token_urlsafe(32))
         secret.chmod(0o600)
-    initial = ",".join(f"{m.name}={HOST}:{m.peer_port}" for m in ms)
     for m in ms:
         pid = m.pid()
         if pid is None:
-            print(f"starting store member {m.name} (client {m.endpoint})")
-            _start(m, initial, secret)
+            print(f"starting store member {m.name} ({cfg.store}, client {m.endpoint})")
+            _start(m, ms, secret)
         else:
             print(f"store member {m.name} already running (pid {pid})")
     _wait_ready(ms)
@@ -263,44 +347,101 @@ def cmd_up(args: argparse.Namespace) -> int:
     _etcdctl(run_dir, "member", "list", "-w", "table")
     print("Endpoint status:")
     _etcdctl(run_dir, "endpoint", "status", "-w", "table")
-    for name, port, extra in DAEMONS:
-        _start_daemon(run_dir, name, port, extra)
-    config = _write_config(run_dir)
-    print(f"\nThe apiserver serves on {HOST}:{API_PORT} (navctl finds it through {config}); "
-          "the controllers, the scheduler and 3 simulated nodes run against it.")
-    _apply_examples(list(getattr(args, "example", None) or []))
-    print("\nUse it:  .venv/bin/navctl get namespaces   (or: navctl get all -A)")
+    for name, port, extra in daemons(cfg):
+        _start_daemon(run_dir, cfg, name, port, extra)
+    nodes = localnodes.start_nodes(run_dir, cfg.plan, cfg.nodes,
+                                   f"{cfg.plan.host_ip}:{cfg.api_port}", _serving)
+    config = _write_config(run_dir, cfg)
+    print(f"\nThe apiserver serves on {cfg.api} (navctl finds it through {config}); the "
+          f"controllers and the scheduler run against it, with {len(nodes)} node(s)"
+          + (f" and {cfg.sim_nodes} simulated node(s)." if cfg.sim_nodes else "."))
+    _apply_examples(cfg, list(getattr(args, "example", None) or []))
+    if nodes:
+        print("\n$ navctl get nodes")
+        _navctl(cfg, "get", "nodes")
+    print("\nUse it:  .venv/bin/navctl get pods -A   (or: navctl get all -A)")
     print("Stop it: make down")
     return 0
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    """Stop every member (SIGTERM, then SIGKILL after 10 s). Data is kept."""
+    """Stop everything (SIGTERM, then SIGKILL after 10 s) and remove what ``up`` made."""
     run_dir = Path(args.run_dir).resolve()
-    for name, _, _ in reversed(DAEMONS):
+    cfg = LocalConfig.load(run_dir)
+    for node in localnodes.node_envs(run_dir, cfg.plan):
+        localnodes.stop_agent(node)  # first: nothing more is reported or restarted
+    for name, _, _ in reversed(daemons(LocalConfig(**{**asdict(cfg), "sim_nodes": 1}))):
         pid = _daemon_pid(run_dir, name)
         if pid is not None:
             _stop_pid(pid, name)
             (_daemon_dir(run_dir, name) / f"{name}.pid").unlink(missing_ok=True)
-    for m in members(run_dir):
-        pid = m.pid()
-        if pid is None:
-            continue
-        _stop_pid(pid, f"store member {m.name}")
-        m.pid_file.unlink(missing_ok=True)
+    for backend in ("raft", "etcd"):
+        for m in members(run_dir, LocalConfig(**{**asdict(cfg), "store": backend})):
+            pid = m.pid()
+            if pid is not None:
+                _stop_pid(pid, f"store member {m.name}")
+                m.pid_file.unlink(missing_ok=True)
+    localnodes.stop_nodes(run_dir, cfg.plan)
+    if run_dir.is_dir() and (run_dir / "cluster.json").exists():
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print(f"removed {run_dir}")
     return 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    """Show the members and their status, as ``up`` does at its end."""
+    """Show the members, daemons and nodes, and the store's status."""
     run_dir = Path(args.run_dir).resolve()
-    running = [m.name for m in members(run_dir) if m.pid() is not None]
-    print(f"running members: {', '.join(running) or 'none'}")
-    for name, port, _ in DAEMONS:
+    cfg = LocalConfig.load(run_dir)
+    running = [m.name for m in members(run_dir, cfg) if m.pid() is not None]
+    print(f"store ({cfg.store}) running members: {', '.join(running) or 'none'}")
+    for name, port, _ in daemons(cfg):
         pid = _daemon_pid(run_dir, name)
-        where = f"{HOST}:{port or API_PORT}"
+        where = f"{HOST}:{port}" if port else cfg.api
         print(f"{name}: {f'running (pid {pid}) on {where}' if pid else 'not running'}")
+    for node in localnodes.node_envs(run_dir, cfg.plan):
+        pid = localnodes.agent_pid(node)
+        print(f"{node.name}: agent {f'running (pid {pid})' if pid else 'not running'} "
+              f"on {node.ip}, namespace {node.netns}")
     if running:
         _etcdctl(run_dir, "member", "list", "-w", "table")
         _etcdctl(run_dir, "endpoint", "status", "-w", "table")
     return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    """Print one full reference per image the local registry serves (building and
+    pushing them first when that registry runs)."""
+    from deploy.images import RegistryClient, catalog, push_all
+
+    cfg = LocalConfig.load(Path(args.run_dir).resolve())
+    registry = args.registry or cfg.plan.registry
+    if RegistryClient(registry).ping():
+        refs = push_all(registry)
+    else:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            refs = [im.reference(registry) for im in catalog(Path(tmp))]
+        print(f"(the registry {registry} is not running: `navarch up` starts it; these are "
+              "the images it will serve)", file=sys.stderr)
+    print("\n".join(refs))
+    return 0
+
+
+def add_up_arguments(p: argparse.ArgumentParser) -> None:
+    """``up``'s flags (unset ones keep what an earlier ``up`` of the run dir chose)."""
+    p.add_argument("--nodes", type=int, default=None,
+                   help="worker nodes with containerd and an agent (default 3)")
+    p.add_argument("--store", choices=("raft", "etcd"), default=None,
+                   help="the store: 3 raftstore members (default) or 3 etcd members")
+    p.add_argument("--sim-nodes", type=int, default=None,
+                   help="simulated nodes (navarch simnodes) besides the real ones")
+    p.add_argument("--example", action="append", metavar="PATH",
+                   help="a manifest file or directory to apply once the cluster is up "
+                   "(repeatable)")
+    # addresses: tests run a cluster of their own beside a user's `make up`
+    p.add_argument("--prefix", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--subnet", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--registry-port", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--api-port", type=int, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--port-offset", type=int, default=None, help=argparse.SUPPRESS)

@@ -146,15 +146,17 @@ def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     for name, func, help_ in (
         ("up", local.cmd_up, "start a local cluster on this machine and leave it running"),
-        ("down", local.cmd_down, "stop the local cluster started by `navarch up`"),
-        ("status", local.cmd_status, "show the local cluster's members"),
+        ("down", local.cmd_down, "stop the local cluster and remove everything it made"),
+        ("status", local.cmd_status, "show the local cluster's processes and nodes"),
+        ("images", local.cmd_images, "list the images the local registry serves"),
     ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--run-dir", default=".run", help="where pids, logs and data live")
         if name == "up":
-            p.add_argument("--example", action="append", metavar="PATH",
-                           help="a manifest file or directory to apply once the cluster is up "
-                           "(repeatable)")
+            local.add_up_arguments(p)
+        if name == "images":
+            p.add_argument("--registry", default="",
+                           help="HOST:PORT of the registry (default: the local cluster's)")
         p.set_defaults(func=func)
 
 

@@ -35,7 +35,8 @@ class ApiServerConfig:
             raise ConfigError("--store-endpoints: give at least one HOST:PORT")
         for e in endpoints:
             host_port("--store-endpoints", e)
-        host_port("--listen", args.listen)
+        for address in args.listen.split(","):
+            host_port("--listen", address)
         try:
             ipaddress.ip_network(args.service_cluster_ip_range)
         except ValueError as exc:
@@ -65,7 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--store-endpoints", required=True,
                    help="comma-separated HOST:PORT client endpoints of the store "
                    "(raftstore or etcd)")
-    p.add_argument("--listen", default="127.0.0.1:6443", help="HOST:PORT to serve gRPC on")
+    p.add_argument("--listen", default="127.0.0.1:6443",
+                   help="HOST:PORT to serve gRPC on; several, comma-separated (the local "
+                   "cluster adds its node bridge's address, for the agents)")
     p.add_argument("--service-cluster-ip-range", default="10.96.0.0/12",
                    help="CIDR ClusterIPs are allocated from")
     p.add_argument("--service-node-port-range", default="30000-32767",

@@ -48,7 +48,8 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         (RESOURCES_SERVICE, DISCOVERY_SERVICE, PODS_SERVICE, health.SERVICE_NAME,
          reflection.SERVICE_NAME),
         server)
-    server.add_insecure_port(config.listen)
+    for address in config.listen.split(","):
+        server.add_insecure_port(address)
     if config.metrics_listen:
         from prometheus_client import start_http_server
 

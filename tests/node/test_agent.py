@@ -38,12 +38,15 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def cluster(node_plan: Any, registry: dict[str, str],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentCluster]:
+    netns_before = set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
     c = AgentCluster(node_plan, tmp_path_factory.mktemp("agents"))
     try:
         c.start("--node-monitor-grace-period", "6")
         yield c
     finally:
         c.destroy()
+    left = set(os.listdir("/var/run/netns")) - netns_before
+    assert not left, f"network namespaces left behind: {sorted(left)}"
 
 
 @pytest_asyncio.fixture
