@@ -18,6 +18,7 @@ proto: deps
 
 up: deps
 	$(PY) -m navarch up --run-dir $(RUN_DIR) --example examples/guestbook
+	@echo; echo "Images in the local registry (navarch images):"; $(PY) -m navarch images --run-dir $(RUN_DIR)
 
 down:
 	@if [[ -x $(PY) ]]; then $(PY) -m navarch down --run-dir $(RUN_DIR); fi

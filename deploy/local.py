@@ -304,6 +304,28 @@ def _apply_examples(cfg: LocalConfig, paths: list[str]) -> None:
         _navctl(cfg, "apply", "-f", path)
 
 
+def _wait_nodes_ready(cfg: LocalConfig, names: list[str]) -> None:
+    """Until every node reports Ready (its pod network is configured by then), so that the
+    examples spread over all of them."""
+    import asyncio
+
+    import navarch
+
+    async def ready() -> bool:
+        async with navarch.Client(cfg.api) as client:
+            nodes = {n.metadata.name: n for n in (await client.nodes().list()).items}
+        return all(name in nodes and any(c.type == "Ready" and c.status == "True"
+                                         for c in nodes[name].status.conditions)
+                   for name in names)
+
+    deadline = time.monotonic() + START_TIMEOUT
+    while not asyncio.run(ready()):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"navarch up: nodes not Ready within {START_TIMEOUT}s; see "
+                             "the agents' logs under nodes/")
+        time.sleep(0.5)
+
+
 def config_from_args(args: argparse.Namespace, run_dir: Path) -> LocalConfig:
     """Flags over what an earlier ``up`` of this run directory chose."""
     saved = LocalConfig.load(run_dir)
@@ -352,6 +374,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     nodes = localnodes.start_nodes(run_dir, cfg.plan, cfg.nodes,
                                    f"{cfg.plan.host_ip}:{cfg.api_port}", _serving)
     config = _write_config(run_dir, cfg)
+    if nodes:
+        _wait_nodes_ready(cfg, [n.name for n in nodes])
     print(f"\nThe apiserver serves on {cfg.api} (navctl finds it through {config}); the "
           f"controllers and the scheduler run against it, with {len(nodes)} node(s)"
           + (f" and {cfg.sim_nodes} simulated node(s)." if cfg.sim_nodes else "."))
