@@ -67,7 +67,7 @@ async def wait_running(client: navarch.Client, ns: str, names: set[str],
     latencies: dict[str, float] = {}
     listed = await client.pods(ns).list()
     deadline = time.monotonic() + timeout
-    async for ev in client.pods(ns).watch(resource_version=listed.metadata.resource_version):
+    async for ev in client.pods(ns).watch(resource_version=listed.resource_version):
         p = ev.object
         name = p.metadata.name
         if name in names and name not in latencies and is_running(p):
