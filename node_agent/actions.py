@@ -87,10 +87,11 @@ def sandbox_ready(sandbox: api_pb2.PodSandboxStatus | None, host_network: bool) 
             and (host_network or bool(sandbox.network.ip)))
 
 
-def _crash_wait(pod: core_pb2.Pod, name: str, remaining: float) -> tuple[str, str]:
+def _crash_wait(pod: core_pb2.Pod, name: str, delay: float) -> tuple[str, str]:
+    """kubelet's waiting reason and message; ``delay`` is the back-off (10 s, 20 s, …)."""
     meta = pod.metadata
     return ("CrashLoopBackOff",
-            f"back-off {round(remaining)}s restarting failed container={name} "
+            f"back-off {round(delay)}s restarting failed container={name} "
             f"pod={meta.name}_{meta.namespace}({meta.uid})")
 
 
@@ -112,14 +113,18 @@ def compute_pod_actions(
     *,
     backoff_remaining: Callable[[str], float],
     liveness_failed: Mapping[str, str] | None = None,
+    backoff_delay: Callable[[str], float] | None = None,
 ) -> PodActions:
     """The next step for ``pod``.
 
     ``sandboxes``: the pod's sandboxes, newest first. ``containers``: container name →
     its attempts in the newest sandbox, newest first. ``backoff_remaining(name)``: seconds
     of crash back-off left for that container. ``liveness_failed``: container id → probe
-    message, for running containers whose liveness (or startup) probe failed.
+    message ("liveness probe failed: …" or "startup probe failed: …"), for running
+    containers whose probe failed. ``backoff_delay(name)``: the back-off itself, for the
+    CrashLoopBackOff message (default: what remains of it).
     """
+    delay_of = backoff_delay or backoff_remaining
     spec = pod.spec
     policy = spec.restart_policy or "Always"
     liveness_failed = liveness_failed or {}
@@ -158,7 +163,8 @@ def compute_pod_actions(
             return PodActions(init_failed=True, stop_sandbox=True)
         remaining = backoff_remaining(init.name)
         if remaining > 0:
-            return PodActions(waiting={init.name: _crash_wait(pod, init.name, remaining)},
+            return PodActions(waiting={init.name: _crash_wait(pod, init.name,
+                                                              delay_of(init.name))},
                               retry_after=remaining)
         return PodActions(start_init=init.name)
 
@@ -179,9 +185,11 @@ def compute_pod_actions(
                                           "will be restarted"))
                 start.append(container.name)
             elif last.id in liveness_failed:
+                kind = "startup" if liveness_failed[last.id].startswith("startup") \
+                    else "liveness"
                 kill.append(KillContainer(
                     last.id, container.name, "Unhealthy",
-                    f"Container {container.name} failed liveness probe, will be restarted"))
+                    f"Container {container.name} failed {kind} probe, will be restarted"))
                 if policy != "Never":
                     start.append(container.name)
             continue
@@ -192,7 +200,8 @@ def compute_pod_actions(
             continue
         remaining = 0.0 if changed else backoff_remaining(container.name)
         if remaining > 0:
-            waiting[container.name] = _crash_wait(pod, container.name, remaining)
+            waiting[container.name] = _crash_wait(pod, container.name,
+                                                  delay_of(container.name))
             retry = remaining if not retry else min(retry, remaining)
             continue
         start.append(container.name)

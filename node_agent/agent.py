@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ from .config import AgentConfig
 from .cri import CriClient
 from .env import service_env
 from .node import NodeReporter
-from .probing import AgentProbes
+from .probes import ProbeManager, cri_exec
 from .volumes import VolumeManager
 from .worker import PodSyncer
 
@@ -72,8 +73,8 @@ class Agent:
             client.nodes(), field_selector=f"metadata.name={cfg.node_name}",
             on_add=self.node.observe_node,
             on_update=lambda _o, n: self.node.observe_node(n))
-        self.probes = AgentProbes(cri_client, on_change=self.queue.add,
-                                  recorder=self.recorder)
+        self.probes = ProbeManager(cri_exec(cri_client), on_change=self.queue.add,
+                                   recorder=self.recorder)
         self.volumes = VolumeManager(cfg.root_dir)
         self.syncer = PodSyncer(client, cri_client, cfg, self.volumes, self.probes,
                                 self.recorder, self._services_env, _host_resolv())
@@ -168,11 +169,16 @@ class Agent:
                 self.queue.add(uid)
 
     async def _relist_loop(self) -> None:
+        last_gc = time.monotonic()
         while True:
             try:
                 await self.relist()
             except grpc.aio.AioRpcError as exc:
                 log.warning("relist failed", error=exc.details())
+            if time.monotonic() - last_gc > 60:  # back-offs idle for 10 minutes go
+                last_gc = time.monotonic()
+                self.syncer.crash_backoff.gc(time.time())
+                self.syncer.image_backoff.gc(time.time())
             await asyncio.sleep(self.cfg.relist_interval)
 
     async def adopt(self) -> None:

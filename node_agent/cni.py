@@ -53,7 +53,9 @@ def write_conflist(conf_dir: Path, pod_cidr: str, ipam_dir: Path) -> bool:
         return False
     conf_dir.mkdir(parents=True, exist_ok=True)
     ipam_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    # written beside the directory, then renamed in: containerd watches conf_dir and
+    # would try to load a half-written file
+    tmp = conf_dir.parent / f".{CONF_FILE}.tmp"
     tmp.write_text(text)
     os.replace(tmp, path)
     return True

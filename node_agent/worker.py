@@ -186,10 +186,14 @@ class PodSyncer:
             waiting[""] = ("FailedMount", message)
         liveness = self.probes.liveness_failures(uid) if self.probes is not None else {}
         now = time.time()
+        finished = {name: attempts[0].finished_at / 1e9
+                    for name, attempts in state.containers.items()
+                    if attempts and attempts[0].state == cri.EXITED}
         actions = compute_pod_actions(
             pod, state.sandboxes, state.containers,
             backoff_remaining=lambda name: self.crash_backoff.in_backoff(
-                (uid, name), now),
+                (uid, name), now, since=finished.get(name)),
+            backoff_delay=lambda name: self.crash_backoff.delay((uid, name)),
             liveness_failed=liveness)
         retry = actions.retry_after
         if not actions.idle and (volume_paths is not None or actions.kill_pod
@@ -203,7 +207,8 @@ class PodSyncer:
                                     f"Back-off restarting failed container {name} in pod "
                                     f"{pod.metadata.name}_{pod.metadata.namespace}")
         if self.probes is not None:
-            self.probes.update(pod, state.containers, state.sandbox)
+            self.probes.update(pod, state.containers, state.sandbox,
+                               pod_ip=self.cfg.node_ip if pod.spec.host_network else "")
         await self._report(pod, state, {**waiting, **actions.waiting})
         if any(w[0] in (IMAGE_PULL_BACKOFF, ERR_IMAGE_PULL, "CreateContainerConfigError",
                         "FailedMount", "CreateContainerError", "RunContainerError")
@@ -383,7 +388,8 @@ class PodSyncer:
         self.recorder.event(pod, "Normal", "Started", f"Started container {name}")
         waiting.pop(name, None)
         if previous and previous[0].state == cri.EXITED:
-            self.crash_backoff.record_failure((uid, name), time.time())
+            self.crash_backoff.record_failure((uid, name), time.time(),
+                                              since=previous[0].finished_at / 1e9)
         await self._post_start(pod, container, cid)
         return 0.0
 

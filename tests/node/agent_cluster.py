@@ -9,6 +9,7 @@ links, mounts, cgroups, files), which the fixtures call even when a test fails.
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -138,7 +139,12 @@ class AgentCluster:
         for agent in self.agents.values():
             with contextlib.suppress(Exception):
                 agent.stop()
+        keep = self.workdir / "logs"  # containerd's logs outlive the node, for a post-mortem
+        keep.mkdir(exist_ok=True)
         for node in self.nodes:
+            with contextlib.suppress(OSError):
+                shutil.copy(node.containerd_dir / "containerd.log",
+                            keep / f"{node.name}-containerd.log")
             with contextlib.suppress(Exception):
                 nodeenv.teardown_node(node)
         for proc in reversed(self.daemons):
