@@ -172,6 +172,7 @@ class PodSyncer:
         """One step towards the pod's spec, then its status; seconds until it should be
         synced again for a back-off to end (0: only on the next event or resync)."""
         uid = pod.metadata.uid
+        started = time.monotonic()
         state = await self.observe(uid)
         lookup = await self._fetch_objects(pod)
         waiting = self.waiting.setdefault(uid, {})
@@ -198,9 +199,15 @@ class PodSyncer:
         retry = actions.retry_after
         if not actions.idle and (volume_paths is not None or actions.kill_pod
                                  or actions.stop_sandbox):
+            acting = time.monotonic()
             retry = max(retry, await self._act(pod, state, actions, volume_paths or {},
                                                lookup))
             state = await self.observe(uid)
+            log.debug("pod acted", pod=f"{pod.metadata.namespace}/{pod.metadata.name}",
+                      sandbox=actions.create_sandbox, start=list(actions.start),
+                      init=actions.start_init, kill=len(actions.kill),
+                      act_s=round(time.monotonic() - acting, 3),
+                      since_start_s=round(acting - started, 3))
         for name, why in actions.waiting.items():
             if why[0] == "CrashLoopBackOff" and waiting.get(name, ("",))[0] != why[0]:
                 self.recorder.event(pod, "Warning", "BackOff",

@@ -29,6 +29,7 @@ class AgentProcess(NavarchProcess):
     """``navarch agent`` inside ``node``'s network namespace (entered with nsenter)."""
 
     subcommand = "agent"
+    log_level = "info"  # bench.podstartup --debug sets "debug" (per-pod timings)
 
     def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str) -> None:
         super().__init__(workdir, list(extra), subcommand="agent", name=node.name)
@@ -39,7 +40,7 @@ class AgentProcess(NavarchProcess):
     def command(self) -> list[str]:
         n = self.node
         return ["nsenter", f"--net={n.netns_path}", sys.executable, "-m", "navarch",
-                "--log-format", "json", "agent", "--listen", self.address,
+                "--log-format", "json", "--log-level", self.log_level, "agent", "--listen", self.address,
                 "--server", self.api, "--node-name", n.name, "--node-ip", n.ip,
                 "--cri-socket", str(n.cri_socket), "--root-dir", str(n.agent_dir),
                 "--cni-conf-dir", str(n.cni_conf_dir), "--cgroup-root", n.cgroup_root,
