@@ -40,7 +40,8 @@ class AgentProcess(NavarchProcess):
     def command(self) -> list[str]:
         n = self.node
         return ["nsenter", f"--net={n.netns_path}", sys.executable, "-m", "navarch",
-                "--log-format", "json", "--log-level", self.log_level, "agent", "--listen", self.address,
+                "--log-format", "json", "--log-level", self.log_level,
+                "agent", "--listen", self.address,
                 "--server", self.api, "--node-name", n.name, "--node-ip", n.ip,
                 "--cri-socket", str(n.cri_socket), "--root-dir", str(n.agent_dir),
                 "--cni-conf-dir", str(n.cni_conf_dir), "--cgroup-root", n.cgroup_root,
