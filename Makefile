@@ -36,7 +36,7 @@ test-fast: deps
 lint: deps
 	$(PY) proto/generate.py --check
 	$(VENV)/bin/ruff check --quiet .
-	$(VENV)/bin/mypy navarch raftstore services deploy
+	$(VENV)/bin/mypy navarch raftstore services deploy node_agent
 
 bench: deps
 	$(PY) -m bench.store

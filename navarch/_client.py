@@ -289,24 +289,46 @@ class Client:
 
     async def pod_logs(self, request: node_pb2.ContainerLogsRequest) -> AsyncIterator[bytes]:
         """A container's log through the API server (navarch.v1.Pods/Logs), in chunks of
-        whole lines; with ``follow`` it streams until the container stops."""
+        whole lines; with ``follow`` it streams until the container stops. Leaving the
+        loop early cancels the call."""
         rpc = self._method("Pods", "Logs", request, node_pb2.LogChunk, stream=True)
+        call = rpc(request, metadata=self.metadata)
         try:
-            async for chunk in rpc(request, metadata=self.metadata):
+            async for chunk in call:
                 yield chunk.data
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
 
-    async def pod_exec(self, request: node_pb2.ExecRequest
+    async def pod_exec(self, request: node_pb2.ExecRequest,
+                       inputs: AsyncIterator[node_pb2.ExecInput] | None = None
                        ) -> AsyncIterator[node_pb2.ExecOutput]:
-        """Run a command in a pod's container (navarch.v1.Pods/Exec); the last message
-        carries the exit code."""
-        rpc = self._method("Pods", "Exec", request, node_pb2.ExecOutput, stream=True)
+        """Run a command in a pod's container (navarch.v1.Pods/Exec): output as it comes,
+        the last message with the exit code. ``inputs`` (stdin bytes, terminal resizes)
+        are sent as they come when ``request`` asks for stdin or a tty; their end closes
+        the command's input."""
+        rpc = self._methods.get("Pods/Exec")
+        if rpc is None:
+            rpc = self._methods["Pods/Exec"] = self.channel.stream_stream(
+                "/navarch.v1.Pods/Exec",
+                request_serializer=node_pb2.ExecInput.SerializeToString,
+                response_deserializer=node_pb2.ExecOutput.FromString)
+
+        async def messages() -> AsyncIterator[node_pb2.ExecInput]:
+            yield node_pb2.ExecInput(start=request)
+            if inputs is not None:
+                async for item in inputs:
+                    yield item
+
+        call = rpc(messages(), metadata=self.metadata)
         try:
-            async for out in rpc(request, metadata=self.metadata):
+            async for out in call:
                 yield out
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
 
     async def pod_top(self, namespace: str = "", pod: str = "") -> node_pb2.StatsResponse:
         """CPU and memory of pods, from their nodes (navarch.v1.Pods/Top)."""

@@ -53,9 +53,10 @@ def write_conflist(conf_dir: Path, pod_cidr: str, ipam_dir: Path) -> bool:
         return False
     conf_dir.mkdir(parents=True, exist_ok=True)
     ipam_dir.mkdir(parents=True, exist_ok=True)
-    # written beside the directory, then renamed in: containerd watches conf_dir and
-    # would try to load a half-written file
-    tmp = conf_dir.parent / f".{CONF_FILE}.tmp"
+    # renamed into place inside conf_dir: containerd 1.6's watcher reloads on that rename
+    # (it ignores a file created by a rename from elsewhere); a name that is not *.conf*
+    # is never loaded half-written
+    tmp = conf_dir / f".{CONF_FILE}.tmp"
     tmp.write_text(text)
     os.replace(tmp, path)
     return True

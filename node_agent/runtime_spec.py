@@ -174,6 +174,12 @@ def container_config(pod: core_pb2.Pod, container: core_pb2.Container, *,
                      cri.CONTAINER_HASH: container_hash(container)},
     )
     config.linux.resources.CopyFrom(container_resources(container))
+    ns = config.linux.security_context.namespace_options
+    ns.network = api_pb2.NODE if pod.spec.host_network else api_pb2.POD
+    ns.ipc = api_pb2.NODE if pod.spec.host_ipc else api_pb2.POD
+    # a container sees only its own processes unless the pod shares its PID namespace
+    ns.pid = api_pb2.NODE if pod.spec.host_pid else (
+        api_pb2.POD if pod.spec.share_process_namespace else api_pb2.CONTAINER)
     sc = container.security_context
     if sc.HasField("privileged") and sc.privileged:
         config.linux.security_context.privileged = True

@@ -2,17 +2,26 @@
 straight from containerd (CRI) and the log files it writes. The API server's Pods
 service proxies ``navctl logs | exec | top`` here.
 
+    ContainerLogs: labels → the container's attempts (newest first) → its log_path →
+                   read, parse (logs.py), select, render; follow: poll the file until
+                   the attempt stops, then drain it
+    Exec:          no stdin, no tty → CRI ExecSync; otherwise CRI Exec → containerd's
+                   streaming server (execstream.py)
+    Stats:         CRI ListContainerStats, CPU as a rate between two samples
+
 Containers are found by the labels the agent put on them (``cri.py``), so the service
-needs nothing from the agent but its CRI client.
+needs nothing from the agent but its CRI client and root directory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import grpc
 from cri_api.v1 import api_pb2
@@ -22,66 +31,170 @@ from navarch.v1 import node_pb2, node_pb2_grpc
 from . import cri, logs
 from .cri import CriClient
 
-__all__ = ["NodeAgentService", "add_to_server"]
+if TYPE_CHECKING:
+    from .execstream import Dial
+
+__all__ = ["CpuSample", "CpuWindow", "NodeAgentService", "Refusal", "add_to_server",
+           "choose_container", "next_cpu_window"]
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
 FOLLOW_POLL = 0.1  # seconds between reads of a followed log
-CHUNK = 64 * 1024
+STATE_CHECK = 1.0  # seconds between checks that a followed container still runs
+CHUNK = 64 * 1024  # bytes per LogChunk, at most (lines are not split below this)
+EXEC_CHUNK = 1 << 20  # bytes of ExecSync output per message (gRPC's limit is 4 MiB)
+CPU_WINDOW_NS = 200_000_000  # the shortest window a CPU rate is computed over
+FIRST_SAMPLE_WAIT = 0.5  # seconds between the two samples of a first Stats call
+
+
+class Refusal(Exception):
+    """A request this node cannot serve: the gRPC status code and kubectl's words."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def choose_container(pod: str, names: Iterable[str], requested: str) -> str:
+    """The container a request means: ``requested``, or the pod's only container.
+
+    Raises Refusal with kubectl's message when there is a choice to make, or no such
+    container."""
+    choices = sorted(set(names))
+    if requested:
+        if requested not in choices:
+            raise Refusal(grpc.StatusCode.NOT_FOUND,
+                          f"container {requested} is not valid for pod {pod}")
+        return requested
+    if len(choices) != 1:
+        raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
+                      f"a container name must be specified for pod {pod}, "
+                      f"choose one of: [{' '.join(choices)}]")
+    return choices[0]
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """A container's cumulative CPU time (``usage_ns``) at ``at_ns`` (both nanoseconds)."""
+
+    at_ns: int
+    usage_ns: int
+
+
+@dataclass(frozen=True)
+class CpuWindow:
+    """The newest sample a rate was computed at, and that rate (None: not known yet)."""
+
+    sample: CpuSample
+    nano_cores: int | None
+
+
+def next_cpu_window(prev: CpuWindow | None, sample: CpuSample,
+                    min_window_ns: int = CPU_WINDOW_NS) -> CpuWindow:
+    """Fold a new sample in: the rate since ``prev``'s sample once at least
+    ``min_window_ns`` passed (a shorter window keeps ``prev``, so close calls do not see
+    noise), in billionths of a core; a counter that went back (a new container behind
+    the same id) restarts the window."""
+    if prev is None or sample.usage_ns < prev.sample.usage_ns \
+            or sample.at_ns < prev.sample.at_ns:
+        return CpuWindow(sample, None)
+    elapsed = sample.at_ns - prev.sample.at_ns
+    if elapsed < min_window_ns:
+        return prev
+    used = sample.usage_ns - prev.sample.usage_ns
+    return CpuWindow(sample, used * 1_000_000_000 // elapsed)
 
 
 class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
-    """Serves ContainerLogs, Exec and Stats for the pods of one node."""
+    """Serves ContainerLogs, Exec and Stats for the pods of one node.
 
-    def __init__(self, cri_client: CriClient, root_dir: Path, node_name: str) -> None:
+    Stateless but for the CPU windows of Stats; safe for concurrent calls on one loop.
+    """
+
+    def __init__(self, cri_client: CriClient, root_dir: Path, node_name: str, *,
+                 follow_poll: float = FOLLOW_POLL, dial: Dial | None = None) -> None:
         self.cri = cri_client
         self.root_dir = root_dir
         self.node_name = node_name
-        self._cpu: dict[str, tuple[int, int]] = {}  # container id -> (ns timestamp, usage)
+        self.follow_poll = follow_poll
+        #: how interactive exec reaches containerd's streaming server (host, port) ->
+        #: (reader, writer); None: asyncio.open_connection (tests enter the node's netns)
+        self.dial = dial
+        self._cpu: dict[str, CpuWindow] = {}
 
-    async def _attempts(self, namespace: str, pod: str, container: str,
-                        context: grpc.aio.ServicerContext[Any, Any]
+    # --- finding containers -------------------------------------------------------------
+
+    async def _attempts(self, namespace: str, pod: str, uid: str, container: str
                         ) -> list[api_pb2.ContainerStatus]:
-        """The chosen container's attempts, newest first (aborts with kubectl's errors)."""
-        found = await self.cri.list_containers({cri.POD_NAMESPACE: namespace or "default",
-                                                cri.POD_NAME: pod})
+        """The named container's attempts on this node, newest first (never empty)."""
+        labels = {cri.POD_NAMESPACE: namespace or "default", cri.POD_NAME: pod}
+        if uid:
+            labels[cri.POD_UID] = uid
+        try:
+            found = await self.cri.list_containers(labels)
+        except grpc.aio.AioRpcError as exc:
+            raise Refusal(grpc.StatusCode.UNAVAILABLE,
+                          f"the container runtime of node {self.node_name}: "
+                          f"{exc.details()}") from None
         if not found:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f'pod "{pod}" has no containers on node {self.node_name}')
-        names = sorted({c.metadata.name for c in found})
-        if not container:
-            if len(names) > 1:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"a container name must be specified for pod {pod}, "
-                                    f"choose one of: [{' '.join(names)}]")
-            container = names[0]
-        elif container not in names:
-            await context.abort(grpc.StatusCode.NOT_FOUND,
-                                f"container {container} is not valid for pod {pod}")
-        mine = [c for c in found if c.metadata.name == container]
-        statuses = await asyncio.gather(*(self.cri.container_status(c.id) for c in mine))
+            raise Refusal(grpc.StatusCode.NOT_FOUND,
+                          f'pod "{pod}" has no containers on node {self.node_name}')
+        if not uid:  # an older pod of the same name may linger: take the newest one's
+            newest = max(found, key=lambda c: c.created_at).labels.get(cri.POD_UID, "")
+            found = [c for c in found if c.labels.get(cri.POD_UID, "") == newest]
+        name = choose_container(pod, (c.metadata.name for c in found), container)
+        mine = [c for c in found if c.metadata.name == name]
+        try:
+            statuses = await asyncio.gather(*(self.cri.container_status(c.id) for c in mine))
+        except grpc.aio.AioRpcError as exc:  # removed in between: the caller may retry
+            raise Refusal(grpc.StatusCode.UNAVAILABLE,
+                          f"container {name} of pod {pod}: {exc.details()}") from None
         return sorted(statuses, key=lambda s: (-cri.restart_count_of(s), -s.created_at))
 
-    async def ContainerLogs(self, request: node_pb2.ContainerLogsRequest,
-                            context: grpc.aio.ServicerContext[Any, Any]
+    async def _log_of(self, request: node_pb2.ContainerLogsRequest
+                      ) -> tuple[api_pb2.ContainerStatus, Path]:
+        """The attempt whose log the request wants, and that log's path."""
+        attempts = await self._attempts(request.namespace, request.pod, request.uid,
+                                        request.container)
+        current = attempts[0]
+        if not request.previous:
+            return current, Path(current.log_path)
+        if len(attempts) > 1:
+            return attempts[1], Path(attempts[1].log_path)
+        count = cri.restart_count_of(current)  # its container may be gone, not its log
+        earlier = Path(current.log_path).with_name(f"{count - 1}.log")
+        if count > 0 and current.log_path and earlier.exists():
+            return current, earlier
+        raise Refusal(grpc.StatusCode.NOT_FOUND,
+                      f'previous terminated container "{current.metadata.name}" in pod '
+                      f'"{request.pod}" not found')
+
+    async def _running(self, container_id: str) -> bool:
+        """Whether a container still runs (so its log may still grow)."""
+        try:
+            status = await self.cri.container_status(container_id)
+        except grpc.aio.AioRpcError:
+            return False
+        return status.state in (cri.RUNNING, cri.CREATED)
+
+    # --- ContainerLogs ------------------------------------------------------------------
+
+    async def ContainerLogs(self, request: node_pb2.ContainerLogsRequest, context: Context
                             ) -> AsyncIterator[node_pb2.LogChunk]:
-        attempts = await self._attempts(request.namespace, request.pod, request.container,
-                                        context)
-        if request.previous:
-            if len(attempts) < 2:
-                await context.abort(grpc.StatusCode.NOT_FOUND,
-                                    f'previous terminated container "{attempts[0].metadata.name}"'
-                                    f' in pod "{request.pod}" not found')
-            target = attempts[1]
-        else:
-            target = attempts[0]
-        path = Path(target.log_path)
+        """A container's log: selected lines, then (following) new lines as written."""
+        try:
+            target, path = await self._log_of(request)
+        except Refusal as exc:
+            await context.abort(exc.code, exc.message)
         since = time.time() - request.since_seconds if request.since_seconds > 0 else 0.0
         tail = request.tail_lines if request.HasField("tail_lines") else None
-        budget = request.limit_bytes or -1
-        try:
-            data = await asyncio.to_thread(path.read_bytes)
-        except FileNotFoundError:
-            data = b""
-        offset = len(data)
+        budget = request.limit_bytes if request.limit_bytes > 0 else -1
+        if tail is not None and not since:
+            data, offset = await asyncio.to_thread(_read_tail, path, tail)
+        else:
+            data = await asyncio.to_thread(_read_from, path, 0, None)
+            offset = len(data)
         assembler = logs.LineAssembler()
         lines = logs.select(assembler.feed(data), since=since, tail=tail)
         for chunk in _chunks(logs.render(lines, request.timestamps)):
@@ -91,9 +204,10 @@ class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
                 return
         if not request.follow or request.previous:
             return
-        last_check = time.monotonic()
+        stopped = False
+        checked = time.monotonic()
         while True:
-            more = await asyncio.to_thread(_read_from, path, offset)
+            more = await asyncio.to_thread(_read_from, path, offset, CHUNK)
             if more:
                 offset += len(more)
                 text = b"".join(logs.render(assembler.feed(more), request.timestamps))
@@ -103,92 +217,145 @@ class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
                     if budget == 0:
                         return
                 continue
-            if time.monotonic() - last_check > 1.0:
-                last_check = time.monotonic()
-                if not await self._still_current(target):
-                    return
-            await asyncio.sleep(FOLLOW_POLL)
+            if stopped:
+                return  # the attempt ended and everything it wrote was sent
+            if time.monotonic() - checked >= STATE_CHECK:
+                checked = time.monotonic()
+                stopped = not await self._running(target.id)
+                continue  # read once more: it may have written before it stopped
+            await asyncio.sleep(self.follow_poll)
 
-    async def _still_current(self, target: api_pb2.ContainerStatus) -> bool:
-        """Whether a followed container still runs (its log may still grow)."""
-        try:
-            status = await self.cri.container_status(target.id)
-        except grpc.aio.AioRpcError:
-            return False
-        return status.state in (cri.RUNNING, cri.CREATED)
+    # --- Exec ---------------------------------------------------------------------------
 
-    async def Exec(self, request: node_pb2.ExecRequest,
-                   context: grpc.aio.ServicerContext[Any, Any]
-                   ) -> AsyncIterator[node_pb2.ExecOutput]:
-        if request.stdin or request.tty:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                                "interactive exec (stdin or a TTY) is not supported yet; "
-                                "run the command without -i/-t")
-        if not request.command:
+    async def Exec(self, request_iterator: AsyncIterator[node_pb2.ExecInput],
+                   context: Context) -> AsyncIterator[node_pb2.ExecOutput]:
+        """Run a command in a running container; the last output has its exit code."""
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("input") != "start":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "command: required (navctl exec POD -- COMMAND [ARGS...])")
-        attempts = await self._attempts(request.namespace, request.pod, request.container,
-                                        context)
-        target = attempts[0]
-        if target.state != cri.RUNNING:
-            await context.abort(grpc.StatusCode.FAILED_PRECONDITION,
-                                f"cannot exec in a stopped container: {target.metadata.name}"
-                                f" of pod {request.pod}")
+                                "start: the first message of an Exec names the command")
+        assert first is not None
+        request = first.start
+        try:
+            if not request.command:
+                raise Refusal(grpc.StatusCode.INVALID_ARGUMENT,
+                              "command: required (navctl exec POD -- COMMAND [ARGS...])")
+            target = (await self._attempts(request.namespace, request.pod, request.uid,
+                                           request.container))[0]
+            if target.state != cri.RUNNING:
+                raise Refusal(grpc.StatusCode.FAILED_PRECONDITION,
+                              f"cannot exec into a container that is not running: "
+                              f"{target.metadata.name} of pod {request.pod}")
+        except Refusal as exc:
+            await context.abort(exc.code, exc.message)
+        if request.stdin or request.tty:
+            from .execstream import interactive_exec
+
+            try:
+                async for out in interactive_exec(self.cri, target.id, request,
+                                                  request_iterator, self.dial):
+                    yield out
+            except Refusal as exc:
+                await context.abort(exc.code, exc.message)
+            return
         try:
             reply = await self.cri.exec_sync(target.id, list(request.command),
                                              timeout=request.timeout_seconds)
         except grpc.aio.AioRpcError as exc:
-            await context.abort(grpc.StatusCode.INTERNAL, f"exec failed: {exc.details()}")
-            raise
-        yield node_pb2.ExecOutput(stdout=reply.stdout, stderr=reply.stderr,
-                                  exit_code=reply.exit_code)
+            code = grpc.StatusCode.NOT_FOUND if exc.code() == grpc.StatusCode.NOT_FOUND \
+                else grpc.StatusCode.UNKNOWN
+            await context.abort(code, f"exec in container {target.metadata.name} of pod "
+                                      f"{request.pod}: {exc.details()}")
+        for at in range(0, max(len(reply.stdout), len(reply.stderr)), EXEC_CHUNK):
+            yield node_pb2.ExecOutput(stdout=reply.stdout[at:at + EXEC_CHUNK],
+                                      stderr=reply.stderr[at:at + EXEC_CHUNK])
+        yield node_pb2.ExecOutput(exit_code=reply.exit_code)
 
-    async def _sample(self) -> dict[str, api_pb2.ContainerStats]:
-        return {s.attributes.id: s for s in await self.cri.list_container_stats()}
+    # --- Stats --------------------------------------------------------------------------
 
-    async def Stats(self, request: node_pb2.StatsRequest,
-                    context: grpc.aio.ServicerContext[Any, Any]) -> node_pb2.StatsResponse:
-        stats = await self._sample()
-        if any(cid not in self._cpu for cid in stats):  # a rate needs two samples
-            for cid, s in stats.items():
-                self._cpu[cid] = (s.cpu.timestamp, s.cpu.usage_core_nano_seconds.value)
-            await asyncio.sleep(0.5)
-            stats = await self._sample()
-        pods: dict[tuple[str, str], node_pb2.PodUsage] = {}
-        for cid, s in stats.items():
+    async def _sample(self, request: node_pb2.StatsRequest) -> list[api_pb2.ContainerStats]:
+        """Stats of the selected pods' containers that have usage (running ones)."""
+        def wanted(s: api_pb2.ContainerStats) -> bool:
             labels = s.attributes.labels
-            ns, name = labels.get(cri.POD_NAMESPACE, ""), labels.get(cri.POD_NAME, "")
-            if (request.namespace and ns != request.namespace) or \
-                    (request.pod and name != request.pod):
-                continue
-            now, usage = s.cpu.timestamp, s.cpu.usage_core_nano_seconds.value
-            before = self._cpu.get(cid)
-            self._cpu[cid] = (now, usage)
-            nano = s.cpu.usage_nano_cores.value
-            if not nano and before is not None and now > before[0]:
-                nano = (usage - before[1]) * 1_000_000_000 // (now - before[0])
-            pod = pods.setdefault((ns, name), node_pb2.PodUsage(namespace=ns, name=name,
-                                                                 node=self.node_name))
+            return (s.HasField("cpu") and s.HasField("memory")
+                    and (not request.namespace
+                         or labels.get(cri.POD_NAMESPACE) == request.namespace)
+                    and (not request.pod or labels.get(cri.POD_NAME) == request.pod))
+        return [s for s in await self.cri.list_container_stats() if wanted(s)]
+
+    def _observe(self, stats: list[api_pb2.ContainerStats]) -> None:
+        for s in stats:
+            sample = CpuSample(s.cpu.timestamp, s.cpu.usage_core_nano_seconds.value)
+            self._cpu[s.attributes.id] = next_cpu_window(self._cpu.get(s.attributes.id),
+                                                         sample)
+
+    async def Stats(self, request: node_pb2.StatsRequest, context: Context
+                    ) -> node_pb2.StatsResponse:
+        """Per pod and container: CPU (CRI's rate, else ours) and memory working set."""
+        stats = await self._sample(request)
+        self._observe(stats)
+        if any(self._cpu[s.attributes.id].nano_cores is None and
+               not s.cpu.usage_nano_cores.value for s in stats):
+            await asyncio.sleep(FIRST_SAMPLE_WAIT)  # a rate needs two samples
+            stats = await self._sample(request)
+            self._observe(stats)
+        if not request.namespace and not request.pod:  # a full listing: forget the gone
+            listed = {s.attributes.id for s in stats}
+            for cid in set(self._cpu) - listed:
+                del self._cpu[cid]
+        pods: dict[tuple[str, str], node_pb2.PodUsage] = {}
+        for s in stats:
+            labels = s.attributes.labels
+            key = (labels.get(cri.POD_NAMESPACE, ""), labels.get(cri.POD_NAME, ""))
+            pod = pods.get(key)
+            if pod is None:
+                pod = pods[key] = node_pb2.PodUsage(namespace=key[0], name=key[1],
+                                                    node=self.node_name)
+            window = self._cpu.get(s.attributes.id)
+            nano = s.cpu.usage_nano_cores.value or (window.nano_cores if window else 0) or 0
             pod.containers.add(name=labels.get(cri.CONTAINER_NAME, s.attributes.metadata.name),
                                cpu_nano_cores=max(0, nano),
                                memory_working_set_bytes=s.memory.working_set_bytes.value)
-        for cid in set(self._cpu) - set(stats):
-            del self._cpu[cid]
         out = node_pb2.StatsResponse()
-        out.pods.extend(pods[key] for key in sorted(pods))
+        for key in sorted(pods):
+            pod = pods[key]
+            pod.containers.sort(key=lambda c: c.name)
+            out.pods.append(pod)
         return out
 
 
-def _read_from(path: Path, offset: int) -> bytes:
+def _read_from(path: Path, offset: int, size: int | None) -> bytes:
+    """Up to ``size`` bytes (None: all) of ``path`` from ``offset``; none if absent."""
     try:
         with open(path, "rb") as f:
             f.seek(offset)
-            return f.read(CHUNK)
+            return f.read() if size is None else f.read(size)
     except FileNotFoundError:
         return b""
 
 
-def _chunks(lines: Any) -> Any:
+def _read_tail(path: Path, lines: int) -> tuple[bytes, int]:
+    """Enough of the end of ``path`` to hold its last ``lines`` lines (from a record's
+    start), and the file's size then (where following goes on)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            block = CHUNK
+            while True:
+                start = max(0, size - block)
+                f.seek(start)
+                data = f.read(size - start)
+                if start > 0:  # the first record is cut, and maybe the first line
+                    data = data[data.find(b"\n") + 1:] if b"\n" in data else b""
+                if start == 0 or len(logs.parse(data)) > lines:
+                    return data, size
+                block *= 4
+    except FileNotFoundError:
+        return b"", 0
+
+
+def _chunks(lines: Iterable[bytes]) -> Iterator[bytes]:
+    """Lines gathered into chunks of about CHUNK bytes."""
     buf: list[bytes] = []
     size = 0
     for line in lines:

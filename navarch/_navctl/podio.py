@@ -1,36 +1,48 @@
 """``navctl logs``, ``navctl exec`` and ``navctl top``: a pod's output, commands in its
-containers, and its usage, through the API server's Pods service to the pod's node.
+containers, and usage, through the API server's Pods service to the pod's node.
+
+    logs POD|TYPE/NAME ─▶ Pods.Logs ─▶ chunks to stdout as they come
+    exec POD -- CMD    ─▶ Pods.Exec ─▶ stdout/stderr as they come; exit with its code
+                          (-i: our stdin goes along; -t: raw terminal, resizes follow)
+    top pods | nodes   ─▶ Pods.Top  ─▶ kubectl's table (nodes: the sum of their pods)
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import os
+import signal
 import sys
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from navarch._labels import label_selector
 from navarch._navctl.context import Context, parse_duration
 from navarch._navctl.errors import NavctlError
 from navarch._navctl.tabwriter import align_table
-from navarch.v1 import node_pb2
+from navarch._quantity import QuantityError, parse_quantity
+from navarch.v1 import core_pb2, node_pb2
 
-__all__ = ["format_cpu", "format_memory", "run_exec", "run_logs", "run_top"]
+__all__ = ["add_arguments", "format_cpu", "format_memory", "percent", "run_exec",
+           "run_logs", "run_top"]
 
 _OWNERS = {"deployment": "deployments", "deploy": "deployments", "replicaset": "replicasets",
            "rs": "replicasets", "job": "jobs", "statefulset": "statefulsets",
            "sts": "statefulsets", "daemonset": "daemonsets", "ds": "daemonsets"}
 
 
-async def _pod_name(ctx: Context, target: str) -> str:
-    """``NAME``, ``pod/NAME``, or ``TYPE/NAME`` of a workload: its first pod, by name."""
+async def _pod_name(ctx: Context, target: str, verb: str) -> str:
+    """``NAME``, ``pod/NAME``, or ``TYPE/NAME`` of a workload: one of its pods (a running
+    one first, then by name), as kubectl picks."""
     kind, _, name = target.rpartition("/")
     kind = kind.lower()
     if kind in ("", "pod", "pods", "po"):
         return name
-    resource = _OWNERS.get(kind.rstrip("s") if kind.endswith("s") and kind not in _OWNERS
-                           else kind)
+    resource = _OWNERS.get(kind) or _OWNERS.get(kind.removesuffix("s"))
     if resource is None:
-        raise NavctlError(f"cannot get logs of {kind!r}: accepted: pod, "
+        raise NavctlError(f"cannot {verb} {kind!r}: accepted: pod, "
                           + ", ".join(sorted({k for k in _OWNERS if len(k) > 3})))
     client = ctx.client()
     owner = await client.resource(resource, ctx.namespace).get(name)
@@ -41,12 +53,25 @@ async def _pod_name(ctx: Context, target: str) -> str:
     chosen = running or sorted(pods, key=lambda p: p.metadata.name)
     if not chosen:
         raise NavctlError(f"no pods of {kind}/{name} found")
+    if len(pods) > 1:
+        ctx.warn(f"Found {len(pods)} pods, using pod/{chosen[0].metadata.name}")
     return str(chosen[0].metadata.name)
+
+
+def _write(stream: Any, data: bytes) -> None:
+    """Bytes to a text stream: to its binary buffer when it has one (a real file)."""
+    raw = getattr(stream, "buffer", None)
+    if raw is not None:
+        raw.write(data)
+        raw.flush()
+    else:
+        stream.write(data.decode(errors="replace"))
+        stream.flush()
 
 
 async def run_logs(ctx: Context, args: argparse.Namespace) -> None:
     """Print a container's log (``-f`` follows it until the container stops)."""
-    pod = await _pod_name(ctx, args.pod)
+    pod = await _pod_name(ctx, args.pod, "get logs of")
     request = node_pb2.ContainerLogsRequest(
         namespace=ctx.namespace, pod=pod, container=args.container or "",
         follow=args.follow, timestamps=args.timestamps, previous=args.previous,
@@ -55,13 +80,88 @@ async def run_logs(ctx: Context, args: argparse.Namespace) -> None:
         request.tail_lines = args.tail
     if args.since:
         request.since_seconds = max(1, int(parse_duration(args.since, "--since")))
-    out = sys.stdout.buffer if ctx.out is sys.stdout else None
     async for chunk in ctx.client().pod_logs(request):
-        if out is not None:
-            out.write(chunk)
-            out.flush()
+        _write(ctx.out, chunk)
+
+
+class _Input:
+    """The caller's stdin and terminal size as ExecInput messages, read without blocking
+    the loop. ``start`` and ``stop`` bracket its use; ``messages`` ends at end-of-file."""
+
+    def __init__(self, stdin: bool, tty: bool) -> None:
+        self.stdin, self.tty = stdin, tty
+        self.queue: asyncio.Queue[node_pb2.ExecInput | None] = asyncio.Queue()
+        self.fd = sys.stdin.fileno() if stdin else -1
+        self._reader = False
+        self._thread_read: asyncio.Task[None] | None = None
+
+    def _resize(self) -> None:
+        with contextlib.suppress(OSError):
+            size = os.get_terminal_size(sys.stdout.fileno())
+            self.queue.put_nowait(node_pb2.ExecInput(resize=node_pb2.TerminalSize(
+                width=size.columns, height=size.lines)))
+
+    def _readable(self) -> None:
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError:
+            data = b""
+        if data:
+            self.queue.put_nowait(node_pb2.ExecInput(stdin=data))
         else:
-            ctx.out.write(chunk.decode(errors="replace"))
+            asyncio.get_running_loop().remove_reader(self.fd)
+            self._reader = False
+            self.queue.put_nowait(None)
+
+    async def _read_blocking(self) -> None:  # a regular file: the loop cannot poll it
+        while data := await asyncio.to_thread(os.read, self.fd, 65536):
+            await self.queue.put(node_pb2.ExecInput(stdin=data))
+        await self.queue.put(None)
+
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.tty:
+            self._resize()
+            with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
+                loop.add_signal_handler(signal.SIGWINCH, self._resize)
+        if not self.stdin:
+            return
+        try:
+            loop.add_reader(self.fd, self._readable)
+            self._reader = True
+        except (OSError, ValueError):
+            self._thread_read = asyncio.create_task(self._read_blocking())
+
+    def stop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._reader:
+            loop.remove_reader(self.fd)
+        if self.tty:
+            with contextlib.suppress(NotImplementedError, ValueError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGWINCH)
+        if self._thread_read is not None:
+            self._thread_read.cancel()
+
+    async def messages(self) -> AsyncIterator[node_pb2.ExecInput]:
+        while (item := await self.queue.get()) is not None:
+            yield item
+
+
+@contextlib.contextmanager
+def _raw_terminal(fd: int, enabled: bool) -> Iterator[None]:
+    """The terminal on ``fd`` in raw mode (keys go to the remote as typed), restored."""
+    if not enabled:
+        yield
+        return
+    import termios
+    import tty
+
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
 
 async def run_exec(ctx: Context, args: argparse.Namespace) -> None:
@@ -69,46 +169,99 @@ async def run_exec(ctx: Context, args: argparse.Namespace) -> None:
     command = list(args.exec_command)
     if not command:
         raise NavctlError("you must specify at least one command for the container")
-    pod = await _pod_name(ctx, args.pod)
+    pod = await _pod_name(ctx, args.pod, "exec into")
+    use_tty = args.tty and args.stdin  # kubectl: a terminal needs -i as well
+    if use_tty and not sys.stdin.isatty():
+        ctx.warn("Unable to use a TTY - input is not a terminal or the right kind of file")
+        use_tty = False
     request = node_pb2.ExecRequest(namespace=ctx.namespace, pod=pod,
                                    container=args.container or "", command=command,
-                                   stdin=args.stdin, tty=args.tty)
+                                   stdin=args.stdin, tty=use_tty)
+    source = _Input(args.stdin, use_tty) if args.stdin else None
     code = 0
-    async for out in ctx.client().pod_exec(request):
-        for data, stream in ((out.stdout, ctx.out), (out.stderr, ctx.err)):
-            if not data:
-                continue
-            raw = getattr(stream, "buffer", None)
-            if raw is not None:
-                raw.write(data)
-                raw.flush()
-            else:
-                stream.write(data.decode(errors="replace"))
-        if out.HasField("exit_code"):
-            code = out.exit_code
+    with _raw_terminal(sys.stdin.fileno() if use_tty else -1, use_tty):
+        if source is not None:
+            source.start()
+        try:
+            inputs = source.messages() if source is not None else None
+            async for out in ctx.client().pod_exec(request, inputs):
+                if out.stdout:
+                    _write(ctx.out, out.stdout)
+                if out.stderr:
+                    _write(ctx.err, out.stderr)
+                if out.HasField("exit_code"):
+                    code = out.exit_code
+        finally:
+            if source is not None:
+                source.stop()
     if code:
         ctx.exit_code = code
 
 
 def format_cpu(nano_cores: int) -> str:
-    """kubectl top's CPU column: millicores ("12m")."""
-    return f"{round(nano_cores / 1_000_000)}m"
+    """kubectl top's CPU column: millicores, rounded up ("12m")."""
+    return f"{-(-nano_cores // 1_000_000)}m"
 
 
 def format_memory(working_set: int) -> str:
-    """kubectl top's MEMORY column: mebibytes ("34Mi")."""
-    return f"{round(working_set / (1 << 20))}Mi"
+    """kubectl top's MEMORY column: whole mebibytes ("34Mi")."""
+    return f"{working_set // (1 << 20)}Mi"
+
+
+def percent(used: int, available: int) -> str:
+    """kubectl top nodes' percentage columns ("<unknown>" without a capacity)."""
+    return f"{used * 100 // available}%" if available > 0 else "<unknown>"
+
+
+def _allocatable(node: core_pb2.Node, resource: str) -> int:
+    """A node's allocatable CPU in nanocores or memory in bytes (0 if not known)."""
+    text = node.status.allocatable.get(resource) or node.status.capacity.get(resource)
+    if not text:
+        return 0
+    try:
+        quantity = parse_quantity(text)
+    except QuantityError:
+        return 0
+    return quantity.milli_value() * 1_000_000 if resource == "cpu" else quantity.value()
+
+
+async def _top_nodes(ctx: Context, args: argparse.Namespace) -> None:
+    client = ctx.client()
+    nodes = (await client.nodes().list()).items
+    if args.name:
+        nodes = [n for n in nodes if n.metadata.name == args.name]
+        if not nodes:
+            raise NavctlError(f'nodes "{args.name}" not found')
+    reply = await client.pod_top("", "")
+    usage: dict[str, tuple[int, int]] = {}
+    for pod in reply.pods:
+        cpu, mem = usage.get(pod.node, (0, 0))
+        usage[pod.node] = (cpu + sum(c.cpu_nano_cores for c in pod.containers),
+                           mem + sum(c.memory_working_set_bytes for c in pod.containers))
+    rows = [["NAME", "CPU(cores)", "CPU%", "MEMORY(bytes)", "MEMORY%"]]
+    for node in sorted(nodes, key=lambda n: n.metadata.name):
+        cpu, mem = usage.get(node.metadata.name, (0, 0))
+        rows.append([node.metadata.name, format_cpu(cpu),
+                     percent(cpu, _allocatable(node, "cpu")), format_memory(mem),
+                     percent(mem, _allocatable(node, "memory"))])
+    if len(rows) == 1:
+        ctx.warn("No resources found")
+        return
+    ctx.print(*align_table(["\t".join(r) for r in rows]))
 
 
 async def run_top(ctx: Context, args: argparse.Namespace) -> None:
-    """``top pods [NAME]``: CPU and memory of pods (``--containers``: per container)."""
+    """``top pods [NAME]`` (``--containers``: per container) or ``top nodes [NAME]``."""
+    if args.what in ("node", "nodes", "no"):
+        await _top_nodes(ctx, args)
+        return
     if args.what not in ("pod", "pods", "po"):
-        raise NavctlError(f"unknown resource {args.what!r} for top; accepted: pods")
+        raise NavctlError(f"unknown resource {args.what!r} for top; accepted: pods, nodes")
     namespace = "" if args.all_namespaces else ctx.namespace
     reply = await ctx.client().pod_top(namespace, args.name or "")
-    rows: list[list[str]] = []
     head = (["NAMESPACE"] if args.all_namespaces else []) + (
         ["POD", "NAME"] if args.containers else ["NAME"]) + ["CPU(cores)", "MEMORY(bytes)"]
+    rows: list[list[str]] = []
     for pod in reply.pods:
         lead = [pod.namespace] if args.all_namespaces else []
         if args.containers:
@@ -142,10 +295,11 @@ def add_arguments(sub: Any, command: Any) -> None:
     p.add_argument("pod", metavar="POD | TYPE/NAME")
     p.add_argument("exec_command", nargs="*", metavar="-- COMMAND [ARGS...]")
     p.add_argument("-c", "--container", default="")
-    p.add_argument("-i", "--stdin", action="store_true")
-    p.add_argument("-t", "--tty", action="store_true")
-    p = command(sub, "top", run_top, "CPU and memory of pods")
-    p.add_argument("what", metavar="pods")
+    p.add_argument("-i", "--stdin", action="store_true",
+                   help="pass stdin to the command (without -t its end is not passed on)")
+    p.add_argument("-t", "--tty", action="store_true", help="run it on a terminal (with -i)")
+    p = command(sub, "top", run_top, "CPU and memory of pods, or of nodes (their pods' sum)")
+    p.add_argument("what", metavar="pods|nodes")
     p.add_argument("name", nargs="?", default="")
     p.add_argument("-A", "--all-namespaces", action="store_true")
     p.add_argument("--containers", action="store_true")

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15navarch/v1/node.proto\x12\nnavarch.v1\"\xd3\x01\n\x14\x43ontainerLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x17\n\ntail_lines\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rsince_seconds\x18\x06 \x01(\x03\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\x12\x10\n\x08previous\x18\x08 \x01(\x08\x12\x13\n\x0blimit_bytes\x18\t \x01(\x03\x42\r\n\x0b_tail_lines\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x86\x01\n\x0b\x45xecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\r\n\x05stdin\x18\x05 \x01(\x08\x12\x0b\n\x03tty\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x05\"R\n\nExecOutput\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\".\n\x0cStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\"X\n\x0e\x43ontainerUsage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63pu_nano_cores\x18\x02 \x01(\x03\x12 \n\x18memory_working_set_bytes\x18\x03 \x01(\x03\"i\n\x08PodUsage\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04node\x18\x03 \x01(\t\x12.\n\ncontainers\x18\x04 \x03(\x0b\x32\x1a.navarch.v1.ContainerUsage\"3\n\rStatsResponse\x12\"\n\x04pods\x18\x01 \x03(\x0b\x32\x14.navarch.v1.PodUsage2\xcf\x01\n\tNodeAgent\x12I\n\rContainerLogs\x12 .navarch.v1.ContainerLogsRequest\x1a\x14.navarch.v1.LogChunk0\x01\x12\x39\n\x04\x45xec\x12\x17.navarch.v1.ExecRequest\x1a\x16.navarch.v1.ExecOutput0\x01\x12<\n\x05Stats\x12\x18.navarch.v1.StatsRequest\x1a\x19.navarch.v1.StatsResponse2\xbf\x01\n\x04Pods\x12@\n\x04Logs\x12 .navarch.v1.ContainerLogsRequest\x1a\x14.navarch.v1.LogChunk0\x01\x12\x39\n\x04\x45xec\x12\x17.navarch.v1.ExecRequest\x1a\x16.navarch.v1.ExecOutput0\x01\x12:\n\x03Top\x12\x18.navarch.v1.StatsRequest\x1a\x19.navarch.v1.StatsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15navarch/v1/node.proto\x12\nnavarch.v1\"\xe0\x01\n\x14\x43ontainerLogsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0e\n\x06\x66ollow\x18\x04 \x01(\x08\x12\x17\n\ntail_lines\x18\x05 \x01(\x03H\x00\x88\x01\x01\x12\x15\n\rsince_seconds\x18\x06 \x01(\x03\x12\x12\n\ntimestamps\x18\x07 \x01(\x08\x12\x10\n\x08previous\x18\x08 \x01(\x08\x12\x13\n\x0blimit_bytes\x18\t \x01(\x03\x12\x0b\n\x03uid\x18\n \x01(\tB\r\n\x0b_tail_lines\"\x18\n\x08LogChunk\x12\x0c\n\x04\x64\x61ta\x18\x01 \x01(\x0c\"\x93\x01\n\x0b\x45xecRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\x12\x11\n\tcontainer\x18\x03 \x01(\t\x12\x0f\n\x07\x63ommand\x18\x04 \x03(\t\x12\r\n\x05stdin\x18\x05 \x01(\x08\x12\x0b\n\x03tty\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x05\x12\x0b\n\x03uid\x18\x08 \x01(\t\"-\n\x0cTerminalSize\x12\r\n\x05width\x18\x01 \x01(\r\x12\x0e\n\x06height\x18\x02 \x01(\r\"{\n\tExecInput\x12(\n\x05start\x18\x01 \x01(\x0b\x32\x17.navarch.v1.ExecRequestH\x00\x12\x0f\n\x05stdin\x18\x02 \x01(\x0cH\x00\x12*\n\x06resize\x18\x03 \x01(\x0b\x32\x18.navarch.v1.TerminalSizeH\x00\x42\x07\n\x05input\"R\n\nExecOutput\x12\x0e\n\x06stdout\x18\x01 \x01(\x0c\x12\x0e\n\x06stderr\x18\x02 \x01(\x0c\x12\x16\n\texit_code\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_exit_code\".\n\x0cStatsRequest\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0b\n\x03pod\x18\x02 \x01(\t\"X\n\x0e\x43ontainerUsage\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x16\n\x0e\x63pu_nano_cores\x18\x02 \x01(\x03\x12 \n\x18memory_working_set_bytes\x18\x03 \x01(\x03\"i\n\x08PodUsage\x12\x11\n\tnamespace\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0c\n\x04node\x18\x03 \x01(\t\x12.\n\ncontainers\x18\x04 \x03(\x0b\x32\x1a.navarch.v1.ContainerUsage\"3\n\rStatsResponse\x12\"\n\x04pods\x18\x01 \x03(\x0b\x32\x14.navarch.v1.PodUsage2\xcf\x01\n\tNodeAgent\x12I\n\rContainerLogs\x12 .navarch.v1.ContainerLogsRequest\x1a\x14.navarch.v1.LogChunk0\x01\x12\x39\n\x04\x45xec\x12\x15.navarch.v1.ExecInput\x1a\x16.navarch.v1.ExecOutput(\x01\x30\x01\x12<\n\x05Stats\x12\x18.navarch.v1.StatsRequest\x1a\x19.navarch.v1.StatsResponse2\xbf\x01\n\x04Pods\x12@\n\x04Logs\x12 .navarch.v1.ContainerLogsRequest\x1a\x14.navarch.v1.LogChunk0\x01\x12\x39\n\x04\x45xec\x12\x15.navarch.v1.ExecInput\x1a\x16.navarch.v1.ExecOutput(\x01\x30\x01\x12:\n\x03Top\x12\x18.navarch.v1.StatsRequest\x1a\x19.navarch.v1.StatsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,23 +32,27 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'navarch.v1.node_pb2', _glob
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_CONTAINERLOGSREQUEST']._serialized_start=38
-  _globals['_CONTAINERLOGSREQUEST']._serialized_end=249
-  _globals['_LOGCHUNK']._serialized_start=251
-  _globals['_LOGCHUNK']._serialized_end=275
-  _globals['_EXECREQUEST']._serialized_start=278
-  _globals['_EXECREQUEST']._serialized_end=412
-  _globals['_EXECOUTPUT']._serialized_start=414
-  _globals['_EXECOUTPUT']._serialized_end=496
-  _globals['_STATSREQUEST']._serialized_start=498
-  _globals['_STATSREQUEST']._serialized_end=544
-  _globals['_CONTAINERUSAGE']._serialized_start=546
-  _globals['_CONTAINERUSAGE']._serialized_end=634
-  _globals['_PODUSAGE']._serialized_start=636
-  _globals['_PODUSAGE']._serialized_end=741
-  _globals['_STATSRESPONSE']._serialized_start=743
-  _globals['_STATSRESPONSE']._serialized_end=794
-  _globals['_NODEAGENT']._serialized_start=797
-  _globals['_NODEAGENT']._serialized_end=1004
-  _globals['_PODS']._serialized_start=1007
-  _globals['_PODS']._serialized_end=1198
+  _globals['_CONTAINERLOGSREQUEST']._serialized_end=262
+  _globals['_LOGCHUNK']._serialized_start=264
+  _globals['_LOGCHUNK']._serialized_end=288
+  _globals['_EXECREQUEST']._serialized_start=291
+  _globals['_EXECREQUEST']._serialized_end=438
+  _globals['_TERMINALSIZE']._serialized_start=440
+  _globals['_TERMINALSIZE']._serialized_end=485
+  _globals['_EXECINPUT']._serialized_start=487
+  _globals['_EXECINPUT']._serialized_end=610
+  _globals['_EXECOUTPUT']._serialized_start=612
+  _globals['_EXECOUTPUT']._serialized_end=694
+  _globals['_STATSREQUEST']._serialized_start=696
+  _globals['_STATSREQUEST']._serialized_end=742
+  _globals['_CONTAINERUSAGE']._serialized_start=744
+  _globals['_CONTAINERUSAGE']._serialized_end=832
+  _globals['_PODUSAGE']._serialized_start=834
+  _globals['_PODUSAGE']._serialized_end=939
+  _globals['_STATSRESPONSE']._serialized_start=941
+  _globals['_STATSRESPONSE']._serialized_end=992
+  _globals['_NODEAGENT']._serialized_start=995
+  _globals['_NODEAGENT']._serialized_end=1202
+  _globals['_PODS']._serialized_start=1205
+  _globals['_PODS']._serialized_end=1396
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class ContainerLogsRequest(_message.Message):
-    __slots__ = ("namespace", "pod", "container", "follow", "tail_lines", "since_seconds", "timestamps", "previous", "limit_bytes")
+    __slots__ = ("namespace", "pod", "container", "follow", "tail_lines", "since_seconds", "timestamps", "previous", "limit_bytes", "uid")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
@@ -17,6 +17,7 @@ class ContainerLogsRequest(_message.Message):
     TIMESTAMPS_FIELD_NUMBER: _ClassVar[int]
     PREVIOUS_FIELD_NUMBER: _ClassVar[int]
     LIMIT_BYTES_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     pod: str
     container: str
@@ -26,7 +27,8 @@ class ContainerLogsRequest(_message.Message):
     timestamps: bool
     previous: bool
     limit_bytes: int
-    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., follow: bool = ..., tail_lines: _Optional[int] = ..., since_seconds: _Optional[int] = ..., timestamps: bool = ..., previous: bool = ..., limit_bytes: _Optional[int] = ...) -> None: ...
+    uid: str
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., follow: bool = ..., tail_lines: _Optional[int] = ..., since_seconds: _Optional[int] = ..., timestamps: bool = ..., previous: bool = ..., limit_bytes: _Optional[int] = ..., uid: _Optional[str] = ...) -> None: ...
 
 class LogChunk(_message.Message):
     __slots__ = ("data",)
@@ -35,7 +37,7 @@ class LogChunk(_message.Message):
     def __init__(self, data: _Optional[bytes] = ...) -> None: ...
 
 class ExecRequest(_message.Message):
-    __slots__ = ("namespace", "pod", "container", "command", "stdin", "tty", "timeout_seconds")
+    __slots__ = ("namespace", "pod", "container", "command", "stdin", "tty", "timeout_seconds", "uid")
     NAMESPACE_FIELD_NUMBER: _ClassVar[int]
     POD_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
@@ -43,6 +45,7 @@ class ExecRequest(_message.Message):
     STDIN_FIELD_NUMBER: _ClassVar[int]
     TTY_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    UID_FIELD_NUMBER: _ClassVar[int]
     namespace: str
     pod: str
     container: str
@@ -50,7 +53,26 @@ class ExecRequest(_message.Message):
     stdin: bool
     tty: bool
     timeout_seconds: int
-    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., stdin: bool = ..., tty: bool = ..., timeout_seconds: _Optional[int] = ...) -> None: ...
+    uid: str
+    def __init__(self, namespace: _Optional[str] = ..., pod: _Optional[str] = ..., container: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., stdin: bool = ..., tty: bool = ..., timeout_seconds: _Optional[int] = ..., uid: _Optional[str] = ...) -> None: ...
+
+class TerminalSize(_message.Message):
+    __slots__ = ("width", "height")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class ExecInput(_message.Message):
+    __slots__ = ("start", "stdin", "resize")
+    START_FIELD_NUMBER: _ClassVar[int]
+    STDIN_FIELD_NUMBER: _ClassVar[int]
+    RESIZE_FIELD_NUMBER: _ClassVar[int]
+    start: ExecRequest
+    stdin: bytes
+    resize: TerminalSize
+    def __init__(self, start: _Optional[_Union[ExecRequest, _Mapping]] = ..., stdin: _Optional[bytes] = ..., resize: _Optional[_Union[TerminalSize, _Mapping]] = ...) -> None: ...
 
 class ExecOutput(_message.Message):
     __slots__ = ("stdout", "stderr", "exit_code")

@@ -40,9 +40,9 @@ class NodeAgentStub(object):
                 request_serializer=navarch_dot_v1_dot_node__pb2.ContainerLogsRequest.SerializeToString,
                 response_deserializer=navarch_dot_v1_dot_node__pb2.LogChunk.FromString,
                 _registered_method=True)
-        self.Exec = channel.unary_stream(
+        self.Exec = channel.stream_stream(
                 '/navarch.v1.NodeAgent/Exec',
-                request_serializer=navarch_dot_v1_dot_node__pb2.ExecRequest.SerializeToString,
+                request_serializer=navarch_dot_v1_dot_node__pb2.ExecInput.SerializeToString,
                 response_deserializer=navarch_dot_v1_dot_node__pb2.ExecOutput.FromString,
                 _registered_method=True)
         self.Stats = channel.unary_unary(
@@ -63,8 +63,10 @@ class NodeAgentServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Exec(self, request, context):
-        """Run a command in a container; output, then the exit code in the last message.
+    def Exec(self, request_iterator, context):
+        """Run a command in a container. The first input names it (start); then, when it
+        was started with stdin or a tty, its input and terminal resizes. Output comes as it
+        is produced; the last message carries the exit code.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,9 +87,9 @@ def add_NodeAgentServicer_to_server(servicer, server):
                     request_deserializer=navarch_dot_v1_dot_node__pb2.ContainerLogsRequest.FromString,
                     response_serializer=navarch_dot_v1_dot_node__pb2.LogChunk.SerializeToString,
             ),
-            'Exec': grpc.unary_stream_rpc_method_handler(
+            'Exec': grpc.stream_stream_rpc_method_handler(
                     servicer.Exec,
-                    request_deserializer=navarch_dot_v1_dot_node__pb2.ExecRequest.FromString,
+                    request_deserializer=navarch_dot_v1_dot_node__pb2.ExecInput.FromString,
                     response_serializer=navarch_dot_v1_dot_node__pb2.ExecOutput.SerializeToString,
             ),
             'Stats': grpc.unary_unary_rpc_method_handler(
@@ -135,7 +137,7 @@ class NodeAgent(object):
             _registered_method=True)
 
     @staticmethod
-    def Exec(request,
+    def Exec(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -145,11 +147,11 @@ class NodeAgent(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
+        return grpc.experimental.stream_stream(
+            request_iterator,
             target,
             '/navarch.v1.NodeAgent/Exec',
-            navarch_dot_v1_dot_node__pb2.ExecRequest.SerializeToString,
+            navarch_dot_v1_dot_node__pb2.ExecInput.SerializeToString,
             navarch_dot_v1_dot_node__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
@@ -204,9 +206,9 @@ class PodsStub(object):
                 request_serializer=navarch_dot_v1_dot_node__pb2.ContainerLogsRequest.SerializeToString,
                 response_deserializer=navarch_dot_v1_dot_node__pb2.LogChunk.FromString,
                 _registered_method=True)
-        self.Exec = channel.unary_stream(
+        self.Exec = channel.stream_stream(
                 '/navarch.v1.Pods/Exec',
-                request_serializer=navarch_dot_v1_dot_node__pb2.ExecRequest.SerializeToString,
+                request_serializer=navarch_dot_v1_dot_node__pb2.ExecInput.SerializeToString,
                 response_deserializer=navarch_dot_v1_dot_node__pb2.ExecOutput.FromString,
                 _registered_method=True)
         self.Top = channel.unary_unary(
@@ -226,7 +228,7 @@ class PodsServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def Exec(self, request, context):
+    def Exec(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -247,9 +249,9 @@ def add_PodsServicer_to_server(servicer, server):
                     request_deserializer=navarch_dot_v1_dot_node__pb2.ContainerLogsRequest.FromString,
                     response_serializer=navarch_dot_v1_dot_node__pb2.LogChunk.SerializeToString,
             ),
-            'Exec': grpc.unary_stream_rpc_method_handler(
+            'Exec': grpc.stream_stream_rpc_method_handler(
                     servicer.Exec,
-                    request_deserializer=navarch_dot_v1_dot_node__pb2.ExecRequest.FromString,
+                    request_deserializer=navarch_dot_v1_dot_node__pb2.ExecInput.FromString,
                     response_serializer=navarch_dot_v1_dot_node__pb2.ExecOutput.SerializeToString,
             ),
             'Top': grpc.unary_unary_rpc_method_handler(
@@ -297,7 +299,7 @@ class Pods(object):
             _registered_method=True)
 
     @staticmethod
-    def Exec(request,
+    def Exec(request_iterator,
             target,
             options=(),
             channel_credentials=None,
@@ -307,11 +309,11 @@ class Pods(object):
             wait_for_ready=None,
             timeout=None,
             metadata=None):
-        return grpc.experimental.unary_stream(
-            request,
+        return grpc.experimental.stream_stream(
+            request_iterator,
             target,
             '/navarch.v1.Pods/Exec',
-            navarch_dot_v1_dot_node__pb2.ExecRequest.SerializeToString,
+            navarch_dot_v1_dot_node__pb2.ExecInput.SerializeToString,
             navarch_dot_v1_dot_node__pb2.ExecOutput.FromString,
             options,
             channel_credentials,

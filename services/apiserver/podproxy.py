@@ -1,22 +1,25 @@
 """The Pods service: ``navctl logs | exec | top`` through the API server to the node.
 
     navctl ──Pods.Logs/Exec/Top──▶ apiserver: authorize (pods/log get, pods/exec create,
-        pods get), read the Pod ─▶ spec.nodeName ─▶ the Node's InternalIP and
+        pods get|list), read the Pod ─▶ spec.nodeName ─▶ the Node's InternalIP and
         daemonEndpoints.kubeletEndpoint.port ─▶ NodeAgent.ContainerLogs/Exec/Stats,
-        replies streamed back as they come
+        replies streamed back as they come (and the node's call cancelled when the
+        caller goes away)
 
 Errors: no such pod → NOT_FOUND; not yet scheduled → FAILED_PRECONDITION; the node's
-agent unreachable → UNAVAILABLE naming the node and its address. One channel per node
-address, kept for later calls.
+agent unreachable → UNAVAILABLE naming the node and its address; the node's own errors
+(no such container, a container name needed) pass through. One channel per node address,
+kept for later calls.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
+import structlog
 from grpc_status import rpc_status
 
 from navarch.v1 import core_pb2, node_pb2, node_pb2_grpc
@@ -24,26 +27,70 @@ from navarch.v1 import core_pb2, node_pb2, node_pb2_grpc
 from .errors import ApiError
 from .grpc_api import ApiService
 
-__all__ = ["PODS_SERVICE", "PodProxy"]
+__all__ = ["PODS_SERVICE", "PodProxy", "node_address", "waiting_reason"]
 
 PODS_SERVICE = "navarch.v1.Pods"
-KUBELET_PORT = 10250
+KUBELET_PORT = 10250  # when a Node does not publish its agent's port
+STATS_TIMEOUT = 10.0  # seconds for one node's Stats
+MAX_MESSAGE = 32 << 20
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+log = structlog.get_logger("apiserver.podproxy")
+
+
+def node_address(node: core_pb2.Node) -> str:
+    """``host:port`` of a node's agent: its InternalIP and published kubelet port.
+
+    Raises ApiError (FAILED_PRECONDITION) when the node has no InternalIP."""
+    ip = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
+    if not ip:
+        raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
+                       f"node {node.metadata.name} has no InternalIP address",
+                       reason="BadRequest")
+    port = node.status.daemon_endpoints.kubelet_endpoint.port or KUBELET_PORT
+    return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
 
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
 
 def default_container(pod: core_pb2.Pod) -> str:
-    """The container logs and exec use when none is named, as kubectl picks it: the
-    default-container annotation, else the first (regular) container."""
+    """The container logs and exec mean when none is named, as kubectl picks it: the
+    default-container annotation, else the first regular container (init containers
+    are only ever named explicitly)."""
     named = pod.metadata.annotations.get(DEFAULT_CONTAINER, "")
     if named:
         return named
     return pod.spec.containers[0].name if pod.spec.containers else ""
 
 
+def waiting_reason(pod: core_pb2.Pod, container: str) -> str:
+    """Why ``container`` (or the pod's only one) has not started yet, as the pod's status
+    says ("" when it has run, or the status does not say)."""
+    statuses = [*pod.status.init_container_statuses, *pod.status.container_statuses]
+    if not container and len(statuses) == 1:
+        container = statuses[0].name
+    for status in statuses:
+        if status.name == container and status.state.HasField("waiting") \
+                and status.restart_count == 0 and not status.last_state.HasField("terminated"):
+            return status.state.waiting.reason or "ContainerCreating"
+    return ""
+
+
+def _waiting(pod: core_pb2.Pod, container: str) -> ApiError | None:
+    """kubectl's error for the logs of a container that has not started, if it has not."""
+    reason = waiting_reason(pod, container)
+    if not reason:
+        return None
+    name = container or default_container(pod)
+    return ApiError(grpc.StatusCode.FAILED_PRECONDITION,
+                    f'container "{name}" in pod "{pod.metadata.name}" is waiting to start: '
+                    f"{reason}", reason="BadRequest")
+
+
 class PodProxy(node_pb2_grpc.PodsServicer):
-    """Routes pod logs, exec and stats to the pod's node agent."""
+    """Routes pod logs, exec and stats to the pod's node agent, through ``api``'s
+    authentication, authorization and Resources (no second client)."""
 
     def __init__(self, api: ApiService) -> None:
         self.api = api
@@ -51,39 +98,34 @@ class PodProxy(node_pb2_grpc.PodsServicer):
         self._channels: dict[str, grpc.aio.Channel] = {}
 
     async def close(self) -> None:
-        for channel in self._channels.values():
+        """Close the channels to the nodes."""
+        channels, self._channels = list(self._channels.values()), {}
+        for channel in channels:
             await channel.close()
 
     def _stub(self, address: str) -> node_pb2_grpc.NodeAgentStub:
         channel = self._channels.get(address)
         if channel is None:
-            channel = self._channels[address] = grpc.aio.insecure_channel(address)
+            channel = self._channels[address] = grpc.aio.insecure_channel(
+                address, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
         return node_pb2_grpc.NodeAgentStub(channel)  # type: ignore[no-untyped-call]
 
-    @staticmethod
-    def node_address(node: core_pb2.Node) -> str:
-        ip = next((a.address for a in node.status.addresses if a.type == "InternalIP"), "")
-        if not ip:
-            raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
-                           f"node {node.metadata.name} has no InternalIP address",
-                           reason="BadRequest")
-        port = node.status.daemon_endpoints.kubelet_endpoint.port or KUBELET_PORT
-        return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-    async def _route(self, context: grpc.aio.ServicerContext[Any, Any], verb: str,
-                     subresource: str, namespace: str, name: str
-                     ) -> tuple[node_pb2_grpc.NodeAgentStub, str, core_pb2.Pod]:
+    async def _route(self, context: Context, verb: str, subresource: str, namespace: str,
+                     name: str) -> tuple[core_pb2.Pod, node_pb2_grpc.NodeAgentStub, str]:
+        """The pod, a stub for its node's agent, and "node N (address)" for errors."""
         self.api._admit(context, self.api._attrs(verb, "pods", subresource, namespace, name))
         pod = await self.resources.get("pods", namespace or "default", name)
+        assert isinstance(pod, core_pb2.Pod)
         if not pod.spec.node_name:
             raise ApiError(grpc.StatusCode.FAILED_PRECONDITION,
                            f"pod {name} is not scheduled to a node yet", reason="BadRequest")
         node = await self.resources.get("nodes", "", pod.spec.node_name)
-        address = self.node_address(node)
-        return self._stub(address), f"node {pod.spec.node_name} ({address})", pod
+        assert isinstance(node, core_pb2.Node)
+        address = node_address(node)
+        return pod, self._stub(address), f"node {pod.spec.node_name} ({address})"
 
-    async def _abort(self, context: grpc.aio.ServicerContext[Any, Any], exc: Exception,
-                     where: str = "") -> None:
+    @staticmethod
+    async def _abort(context: Context, exc: Exception, where: str = "") -> None:
         if isinstance(exc, ApiError):
             await context.abort_with_status(rpc_status.to_status(exc.to_status()))
         assert isinstance(exc, grpc.aio.AioRpcError)
@@ -92,60 +134,109 @@ class PodProxy(node_pb2_grpc.PodsServicer):
                                 f"the agent of {where} is unreachable: {exc.details()}")
         await context.abort(exc.code(), exc.details() or "")
 
-    async def Logs(self, request: node_pb2.ContainerLogsRequest,
-                   context: grpc.aio.ServicerContext[Any, Any]
+    async def Logs(self, request: node_pb2.ContainerLogsRequest, context: Context
                    ) -> AsyncIterator[node_pb2.LogChunk]:
+        """A container's log from its node (pods/log, verb get)."""
         where = ""
+        pod = None
+        call = None
         try:
-            stub, where, pod = await self._route(context, "get", "log", request.namespace,
+            pod, stub, where = await self._route(context, "get", "log", request.namespace,
                                                  request.pod)
-            routed = node_pb2.ContainerLogsRequest()
-            routed.CopyFrom(request)
-            routed.container = request.container or default_container(pod)
-            async for chunk in stub.ContainerLogs(routed):
+            forward = node_pb2.ContainerLogsRequest()
+            forward.CopyFrom(request)
+            forward.namespace, forward.uid = pod.metadata.namespace, pod.metadata.uid
+            forward.container = request.container or default_container(pod)
+            call = stub.ContainerLogs(forward)
+            async for chunk in call:
                 yield chunk
         except (ApiError, grpc.aio.AioRpcError) as exc:
+            if pod is not None and isinstance(exc, grpc.aio.AioRpcError) \
+                    and exc.code() == grpc.StatusCode.NOT_FOUND and not request.previous:
+                exc = _waiting(pod, request.container) or exc
             await self._abort(context, exc, where)
+        finally:
+            if call is not None:
+                call.cancel()
 
-    async def Exec(self, request: node_pb2.ExecRequest,
-                   context: grpc.aio.ServicerContext[Any, Any]
-                   ) -> AsyncIterator[node_pb2.ExecOutput]:
+    async def Exec(self, request_iterator: AsyncIterator[node_pb2.ExecInput],
+                   context: Context) -> AsyncIterator[node_pb2.ExecOutput]:
+        """A command in a container, on its node (pods/exec, verb create); input is
+        relayed as it comes."""
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("input") != "start":
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                "start: the first message of an Exec names the command")
+        assert first is not None
         where = ""
+        call = None
         try:
-            stub, where, pod = await self._route(context, "create", "exec",
-                                                 request.namespace, request.pod)
-            routed = node_pb2.ExecRequest()
-            routed.CopyFrom(request)
-            routed.container = request.container or default_container(pod)
-            async for out in stub.Exec(routed):
+            pod, stub, where = await self._route(context, "create", "exec",
+                                                 first.start.namespace, first.start.pod)
+            start = node_pb2.ExecInput()
+            start.CopyFrom(first)
+            start.start.namespace, start.start.uid = pod.metadata.namespace, pod.metadata.uid
+            start.start.container = first.start.container or default_container(pod)
+
+            async def inputs() -> AsyncIterator[node_pb2.ExecInput]:
+                yield start
+                async for item in request_iterator:
+                    yield item
+
+            call = stub.Exec(inputs())
+            async for out in call:
                 yield out
         except (ApiError, grpc.aio.AioRpcError) as exc:
             await self._abort(context, exc, where)
+        finally:
+            if call is not None:
+                call.cancel()
 
-    async def Top(self, request: node_pb2.StatsRequest,
-                  context: grpc.aio.ServicerContext[Any, Any]) -> node_pb2.StatsResponse:
-        try:
-            self.api._admit(context, self.api._attrs("get", "pods", "", request.namespace,
-                                                     request.pod, collection=not request.pod))
+    async def _nodes_of(self, context: Context, request: node_pb2.StatsRequest
+                        ) -> dict[str, str]:
+        """Node name → agent address of every node running a selected pod."""
+        if request.pod:
+            pod, _, _ = await self._route(context, "get", "", request.namespace, request.pod)
+            names = {pod.spec.node_name}
+        else:
+            self.api._admit(context, self.api._attrs("list", "pods", "", request.namespace,
+                                                     "", collection=True))
             listed = await self.resources.list("pods", request.namespace,
                                                field_selector="spec.nodeName!=")
-            nodes = set()
-            for data in listed.items:
-                pod = core_pb2.Pod.FromString(data)
-                if not request.pod or pod.metadata.name == request.pod:
-                    nodes.add(pod.spec.node_name)
-            addresses = []
-            for name in sorted(nodes):
-                node = await self.resources.get("nodes", "", name)
-                addresses.append(self.node_address(node))
+            names = {core_pb2.Pod.FromString(data).spec.node_name for data in listed.items}
+        nodes = {}
+        for name in sorted(names):
+            node = await self.resources.get("nodes", "", name)
+            assert isinstance(node, core_pb2.Node)
+            nodes[name] = node_address(node)
+        return nodes
+
+    async def Top(self, request: node_pb2.StatsRequest, context: Context
+                  ) -> node_pb2.StatsResponse:
+        """Usage of the selected pods, one Stats call per node that runs some, merged;
+        unreachable nodes are left out (UNAVAILABLE when every one is)."""
+        try:
+            nodes = await self._nodes_of(context, request)
         except ApiError as exc:
             await self._abort(context, exc)
             raise
+        forward = node_pb2.StatsRequest(namespace=request.namespace, pod=request.pod)
+        if request.pod and not forward.namespace:
+            forward.namespace = "default"
         replies = await asyncio.gather(
-            *(self._stub(a).Stats(request, timeout=10.0) for a in addresses),
+            *(self._stub(a).Stats(forward, timeout=STATS_TIMEOUT) for a in nodes.values()),
             return_exceptions=True)
         out = node_pb2.StatsResponse()
-        for reply in replies:
+        failed = []
+        for (name, address), reply in zip(nodes.items(), replies, strict=True):
             if isinstance(reply, node_pb2.StatsResponse):
                 out.pods.extend(reply.pods)
+            else:
+                why = reply.details() if isinstance(reply, grpc.aio.AioRpcError) else reply
+                failed.append(f"node {name} ({address}): {why}")
+                log.warning("node stats failed", node=name, address=address, error=str(why))
+        if failed and len(failed) == len(nodes):
+            await context.abort(grpc.StatusCode.UNAVAILABLE,
+                                "no usage from the agents of " + "; ".join(failed))
+        out.pods.sort(key=lambda p: (p.namespace, p.name))
         return out

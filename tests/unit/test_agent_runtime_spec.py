@@ -98,3 +98,15 @@ def test_container_config_carries_attempt_log_path_and_hash():
     c2.CopyFrom(c)
     c2.image = "r/web:2"
     assert container_hash(c2) != container_hash(c)
+
+
+@pytest.mark.parametrize(("spec", "pid"), [
+    ({}, api_pb2.CONTAINER),
+    ({"share_process_namespace": True}, api_pb2.POD),
+    ({"host_pid": True}, api_pb2.NODE),
+])
+def test_a_container_sees_only_its_own_processes_unless_the_pod_shares(spec, pid):
+    pod = pod_with(**spec)
+    cfg = container_config(pod, pod.spec.containers[0], restart_count=0, image="i", env=[],
+                           command=[], args=[], mounts=[])
+    assert cfg.linux.security_context.namespace_options.pid == pid
