@@ -130,6 +130,16 @@ class AgentCluster:
 
                 os.kill(pid, signal.SIGKILL)
 
+    def sandbox_uids(self, name: str) -> set[str]:
+        """Pod uids of the sandboxes the node's containerd has (CRI, asked directly)."""
+        import grpc
+        from cri_api.v1 import api_pb2, api_pb2_grpc
+
+        with grpc.insecure_channel(f"unix://{self.node(name).cri_socket}") as channel:
+            rt = api_pb2_grpc.RuntimeServiceStub(channel)  # type: ignore[no-untyped-call]
+            reply = rt.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10)
+        return {sb.labels.get("io.kubernetes.pod.uid", "") for sb in reply.items}
+
     def in_node(self, name: str, *cmd: str, timeout: float = 10.0
                 ) -> subprocess.CompletedProcess[str]:
         """Run ``cmd`` in the node's network namespace (busybox's wget, say)."""

@@ -304,11 +304,16 @@ async def test_a_job_runs_to_completion(client: navarch.Client, ns: str,
 async def test_restarting_an_agent_recreates_nothing(
         cluster: AgentCluster, client: navarch.Client, ns: str,
         registry: dict[str, str]) -> None:
-    await client.pods(ns).create(pod("keep", ns, [{
-        "name": "c", "image": registry["busybox"], "command": ["sleep", "3600"]}],
-        nodeName="node-2"))
+    for name in ("keep", "gone"):
+        await client.pods(ns).create(pod(name, ns, [{
+            "name": "c", "image": registry["busybox"], "command": ["sleep", "3600"]}],
+            nodeName="node-2"))
     before = await pod_where(client, ns, "keep", running, 60, "running")
+    gone = await pod_where(client, ns, "gone", running, 60, "running")
     cluster.agents["node-2"].stop()
+    # deleted while its agent is down: nothing on the node hears of it
+    await client.pods(ns).delete("gone", grace_period_seconds=0)
+    assert gone.metadata.uid in cluster.sandbox_uids("node-2")
     agent = cluster.start_agent(cluster.node("node-2"))
 
     async def adopted() -> bool:
@@ -319,6 +324,8 @@ async def test_restarting_an_agent_recreates_nothing(
     b, a = before.status.container_statuses[0], after.status.container_statuses[0]
     assert (a.container_id, a.restart_count) == (b.container_id, b.restart_count)
     assert after.status.pod_ip == before.status.pod_ip
+    uids = cluster.sandbox_uids("node-2")
+    assert before.metadata.uid in uids and gone.metadata.uid not in uids
 
 
 async def test_a_dead_node_goes_not_ready_and_its_pods_move(
