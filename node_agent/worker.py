@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import shutil
 import time
 from collections.abc import Mapping, Sequence
@@ -41,6 +42,7 @@ from .config import AgentConfig
 from .cri import CriClient
 from .env import ConfigError, container_env, expand
 from .podstatus import PodObservation, pod_status
+from .probes import ProbeResult, cri_exec, run_probe
 from .volumes import VolumeManager, container_mounts
 
 log = structlog.get_logger("navarch.agent.pods")
@@ -397,20 +399,37 @@ class PodSyncer:
         if previous and previous[0].state == cri.EXITED:
             self.crash_backoff.record_failure((uid, name), time.time(),
                                               since=previous[0].finished_at / 1e9)
-        await self._post_start(pod, container, cid)
+        await self._post_start(pod, container, cid, pod_ip)
         return 0.0
 
+    async def _run_hook(self, handler: core_pb2.LifecycleHandler,
+                        container: core_pb2.Container, cid: str, pod_ip: str,
+                        budget: float) -> tuple[bool, str]:
+        """A postStart or preStop handler (exec, httpGet, tcpSocket, sleep) within
+        ``budget`` seconds: (succeeded, why not). The checks are the probes' own."""
+        if handler.HasField("sleep"):
+            await asyncio.sleep(min(budget, max(0, handler.sleep.seconds)))
+            return True, ""
+        probe = core_pb2.Probe()
+        for name in ("exec", "http_get", "tcp_socket"):
+            if handler.HasField(name):
+                getattr(probe, name).CopyFrom(getattr(handler, name))
+                break
+        else:
+            return True, ""
+        exec_in = cri_exec(self.cri)
+
+        def exec_fn(cmd: list[str], timeout: float) -> Any:
+            return exec_in(cid, cmd, timeout)
+        result, message = await run_probe(probe, container, pod_ip, exec_fn, timeout=budget)
+        return result == ProbeResult.SUCCESS, message
+
     async def _post_start(self, pod: core_pb2.Pod, container: core_pb2.Container,
-                          cid: str) -> None:
+                          cid: str, pod_ip: str = "") -> None:
         hook = container.lifecycle.post_start
-        if not hook.HasField("exec"):
+        if not container.lifecycle.HasField("post_start"):
             return
-        try:
-            reply = await self.cri.exec_sync(cid, list(hook.exec.command), timeout=30)
-            ok = reply.exit_code == 0
-            detail = (reply.stderr or reply.stdout).decode(errors="replace")
-        except grpc.aio.AioRpcError as exc:
-            ok, detail = False, exc.details() or ""
+        ok, detail = await self._run_hook(hook, container, cid, pod_ip, 30.0)
         if not ok:
             self.recorder.event(pod, "Warning", "FailedPostStartHook",
                                 f"PostStartHook failed: {detail.strip()}")
@@ -422,12 +441,15 @@ class PodSyncer:
     async def _pre_stop(self, pod: core_pb2.Pod, status: api_pb2.ContainerStatus,
                         budget: float) -> None:
         spec = {c.name: c for c in pod.spec.containers}.get(status.metadata.name)
-        if spec is None or not spec.lifecycle.pre_stop.HasField("exec") or budget <= 0:
+        if spec is None or not spec.lifecycle.HasField("pre_stop") or budget <= 0:
             return
-        with contextlib.suppress(grpc.aio.AioRpcError, TimeoutError):
-            await asyncio.wait_for(self.cri.exec_sync(
-                status.id, list(spec.lifecycle.pre_stop.exec.command),
-                timeout=max(1, int(budget))), budget)
+        ok, detail = False, "timed out"
+        with contextlib.suppress(TimeoutError):
+            ok, detail = await asyncio.wait_for(self._run_hook(
+                spec.lifecycle.pre_stop, spec, status.id, pod.status.pod_ip, budget), budget)
+        if not ok:
+            self.recorder.event(pod, "Warning", "FailedPreStopHook",
+                                f"PreStopHook failed: {detail.strip()}")
 
     async def _kill_containers(self, pod: core_pb2.Pod | None,
                                running: Sequence[api_pb2.ContainerStatus], grace: int,
@@ -438,7 +460,7 @@ class PodSyncer:
             started = time.monotonic()
             if pod is not None:
                 await self._pre_stop(pod, status, grace)
-            left = max(0, int(grace - (time.monotonic() - started)))
+            left = max(0, math.ceil(grace - (time.monotonic() - started)))
             with contextlib.suppress(grpc.aio.AioRpcError):
                 await self.cri.stop_container(status.id, left)
 

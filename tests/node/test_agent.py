@@ -17,6 +17,7 @@ import base64
 import os
 import shutil
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -363,3 +364,36 @@ async def test_a_dead_node_goes_not_ready_and_its_pods_move(
         return len(live) == 3 and all(running(p) for p in live) and \
             not {p.metadata.name for p in live} & doomed
     await eventually(moved, 120, "the pods to come back on live nodes")
+
+
+async def test_termination_runs_prestop_then_sigterm_then_sigkill_after_grace(
+        client: navarch.Client, ns: str, registry: dict[str, str], tmp_path: Any) -> None:
+    host = tmp_path / "term"
+    host.mkdir()
+    mount = {"volumeMounts": [{"name": "host", "mountPath": "/host"}]}
+    volumes = [{"name": "host", "hostPath": {"path": str(host), "type": "Directory"}}]
+    polite = "trap 'echo term >> /host/log; exit 0' TERM; while true; do sleep 0.1; done"
+    await client.pods(ns).create(pod("polite", ns, [{
+        "name": "c", "image": registry["busybox"], "command": ["sh", "-c", polite],
+        "lifecycle": {"preStop": {"exec": {"command": ["sh", "-c",
+                                                       "echo prestop >> /host/log"]}}},
+        **mount}], volumes=volumes, terminationGracePeriodSeconds=20))
+    stubborn = "trap '' TERM; while true; do sleep 0.1; done"
+    await client.pods(ns).create(pod("stubborn", ns, [{
+        "name": "c", "image": registry["busybox"], "command": ["sh", "-c", stubborn]}],
+        terminationGracePeriodSeconds=3))
+    for name in ("polite", "stubborn"):
+        await pod_where(client, ns, name, running, 60, f"{name} running")
+
+    async def gone(name: str) -> bool:
+        return name not in {p.metadata.name for p in (await client.pods(ns).list()).items}
+
+    started = time.monotonic()
+    await client.pods(ns).delete("polite")
+    await eventually(lambda: gone("polite"), 30, "the polite pod to be gone")
+    assert time.monotonic() - started < 15  # it left on SIGTERM, long before its grace
+    assert (host / "log").read_text().split() == ["prestop", "term"]
+    started = time.monotonic()
+    await client.pods(ns).delete("stubborn")
+    await eventually(lambda: gone("stubborn"), 30, "the stubborn pod to be gone")
+    assert 3 <= time.monotonic() - started < 15  # SIGKILL once its 3 s grace ran out
