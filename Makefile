@@ -7,7 +7,7 @@ RUN_DIR ?= $(CURDIR)/.run
 export VENV
 
 .PHONY: deps proto up down status test test-fast lint bench bench-api bench-scheduler \
-	bench-controllers clean
+	bench-controllers bench-podstartup clean
 
 deps:
 	@./deploy/bootstrap.sh
@@ -49,6 +49,9 @@ bench-scheduler: deps
 
 bench-controllers: deps
 	$(PY) -m bench.controllers
+
+bench-podstartup: deps
+	$(PY) -m bench.podstartup
 
 clean: down
 	rm -rf $(RUN_DIR) build *.egg-info
