@@ -397,3 +397,16 @@ async def test_termination_runs_prestop_then_sigterm_then_sigkill_after_grace(
     await client.pods(ns).delete("stubborn")
     await eventually(lambda: gone("stubborn"), 30, "the stubborn pod to be gone")
     assert 3 <= time.monotonic() - started < 15  # SIGKILL once its 3 s grace ran out
+
+
+async def test_a_host_port_reaches_the_pod_from_another_node(
+        cluster: AgentCluster, client: navarch.Client, ns: str,
+        registry: dict[str, str]) -> None:
+    await client.pods(ns).create(pod("hp", ns, [{
+        "name": "web", "image": registry["web1"],
+        "ports": [{"containerPort": 8080, "hostPort": 30080}]}], nodeName="node-1"))
+    await pod_where(client, ns, "hp", running, 60, "running")
+    node_ip = cluster.node("node-1").ip
+    answer = cluster.in_node("node-2", "busybox", "wget", "-qO-",
+                             f"http://{node_ip}:30080/")
+    assert answer.stdout == "navarch web v1\n", answer.stderr
