@@ -33,9 +33,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from node_agent.volumes import mount_points
+
 CNI_BIN_DIR = "/usr/lib/cni"
 NETNS_DIR = Path("/var/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+SOCKET_ROOT = Path("/run/navarch")
 
 
 @dataclass(frozen=True)
@@ -104,8 +107,14 @@ class NodeEnv:
         return self.root / "containerd"
 
     @property
+    def socket_dir(self) -> Path:
+        """containerd's sockets: a short path (unix socket paths are limited to about 104
+        bytes, and the node's directory may be deep)."""
+        return SOCKET_ROOT / self.netns
+
+    @property
     def cri_socket(self) -> Path:
-        return self.containerd_dir / "containerd.sock"
+        return self.socket_dir / "containerd.sock"
 
     @property
     def cni_conf_dir(self) -> Path:
@@ -202,6 +211,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 [{cri}]
   sandbox_image = "{node.plan.sandbox_image}"
+  # pod network namespaces under the node's own state dir, not the host's /var/run/netns:
+  # nodes never see each other's, and the node's teardown finds every one of them
+  netns_mounts_under_state_dir = true
   # CAP_SYS_RESOURCE is withheld on these hosts: without this every sandbox fails
   restrict_oom_score_adj = true
   stream_server_address = "127.0.0.1"
@@ -242,6 +254,7 @@ def start_containerd(node: NodeEnv, timeout: float = 30.0) -> int:
     for sub in ("root", "state", "runc"):
         (node.containerd_dir / sub).mkdir(parents=True, exist_ok=True)
     node.cni_conf_dir.mkdir(parents=True, exist_ok=True)
+    node.socket_dir.mkdir(parents=True, exist_ok=True)
     config = node.containerd_dir / "config.toml"
     config.write_text(containerd_config(node))
     node.cri_socket.unlink(missing_ok=True)
@@ -332,7 +345,7 @@ def remove_all_pods(node: NodeEnv, timeout: float = 30.0) -> list[Path]:
 def remove_netns_files(paths: list[Path]) -> None:
     """Unmount and delete pod network namespace files CRI left behind (after a crash)."""
     for path in paths:
-        if path.exists() and path.parent == NETNS_DIR:
+        if path.exists() and path.name.startswith("cni-"):
             run("umount", str(path), check=False)
             with contextlib.suppress(OSError):
                 path.unlink()
@@ -356,19 +369,8 @@ def stop_containerd(node: NodeEnv) -> None:
     node.containerd_pid_file.unlink(missing_ok=True)
 
 
-def mounts_under(path: Path) -> list[str]:
-    """Mount points at or below ``path``, deepest first (from /proc/self/mountinfo)."""
-    prefix = str(path)
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point == prefix or point.startswith(prefix + "/"):
-            points.append(point)
-    return sorted(set(points), key=len, reverse=True)
-
-
 def unmount_under(path: Path) -> None:
-    for point in mounts_under(path):
+    for point in mount_points(path):
         run("umount", "-l", point, check=False)
 
 
@@ -425,6 +427,9 @@ def teardown_node(node: NodeEnv, remove_files: bool = True) -> None:
     unmount_under(node.root)
     remove_cgroups(node)
     remove_netns(node)
+    shutil.rmtree(node.socket_dir, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        SOCKET_ROOT.rmdir()  # when this was the last node
     if remove_files:
         shutil.rmtree(node.root, ignore_errors=True)
 

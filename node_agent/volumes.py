@@ -35,7 +35,7 @@ from navarch.v1 import core_pb2
 
 from .env import ConfigError, ObjectLookup, field_value, resource_value
 
-__all__ = ["VolumeManager", "container_mounts"]
+__all__ = ["VolumeManager", "container_mounts", "mount_points"]
 
 DEFAULT_MODE = 0o644
 DATA_LINK = "..data"
@@ -45,7 +45,8 @@ KINDS = ("emptyDir", "hostPath", "configMap", "secret", "downwardAPI", "projecte
 Files = dict[str, tuple[bytes, int]]
 
 
-def _mount_points(under: Path) -> list[str]:
+def mount_points(under: Path) -> list[str]:
+    """Mount points at or below ``under``, deepest first (from /proc/self/mountinfo)."""
     prefix = str(under)
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
@@ -56,7 +57,7 @@ def _mount_points(under: Path) -> list[str]:
 
 
 def _is_mount(path: Path) -> bool:
-    return str(path) in _mount_points(path)
+    return str(path) in mount_points(path)
 
 
 def _mount_tmpfs(path: Path, size: str = "") -> None:
@@ -235,9 +236,9 @@ class VolumeManager:
         base = self.pod_dir(uid)
         if not base.exists():
             return
-        for point in _mount_points(base):
+        for point in mount_points(base):
             subprocess.run(["umount", point], capture_output=True, check=False)
-        for point in _mount_points(base):  # still busy: detach lazily
+        for point in mount_points(base):  # still busy: detach lazily
             subprocess.run(["umount", "-l", point], capture_output=True, check=False)
         shutil.rmtree(base, ignore_errors=True)
 

@@ -18,6 +18,7 @@ import pytest
 from deploy import nodeenv
 from deploy.images import push_all
 from deploy.nodeenv import NetworkPlan, NodeEnv
+from tests.api.conftest import client, ns  # noqa: F401 - shared (a module's `apiserver`)
 
 NEEDS = ("containerd", "runc", "docker-registry", "nsenter", "gcc")
 

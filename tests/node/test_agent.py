@@ -18,11 +18,10 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 import navarch
 from tests.api.util import eventually, obj
@@ -48,25 +47,15 @@ def cluster(node_plan: Any, registry: dict[str, str],
         c.destroy()
     left = set(os.listdir("/var/run/netns")) - netns_before
     assert not left, f"network namespaces left behind: {sorted(left)}"
+    mounts = [ln.split()[4] for ln in open("/proc/self/mountinfo").read().splitlines()
+              if str(c.workdir) in ln]
+    assert not mounts, f"mounts left behind: {mounts}"
 
 
-@pytest_asyncio.fixture
-async def client(cluster: AgentCluster) -> AsyncIterator[navarch.Client]:
-    c = navarch.Client(cluster.api_address, timeout=20.0)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest_asyncio.fixture
-async def ns(client: navarch.Client) -> AsyncIterator[str]:
-    import uuid
-
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    await client.namespaces().create(obj({"apiVersion": "v1", "kind": "Namespace",
-                                          "metadata": {"name": name}}))
-    yield name
+@pytest.fixture(scope="module")
+def apiserver(cluster: AgentCluster) -> Any:
+    """The cluster's API server, as tests/api's ``client`` and ``ns`` fixtures want it."""
+    return cluster.api
 
 
 async def navctl(cluster: AgentCluster, *args: str, check: bool = True) -> str:
