@@ -176,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--pods", type=int, default=30)
     p.add_argument("--nodes", type=int, default=3)
-    p.add_argument("--idle-seconds", type=float, default=30.0)
+    p.add_argument("--idle-seconds", type=float, default=90.0,
+                   help="the idle window; it spans a full pod resync (60 s)")
     args = p.parse_args(argv)
     if os.geteuid() != 0:
         raise SystemExit("bench.podstartup needs root (network namespaces, containerd)")

@@ -43,7 +43,7 @@ class AgentConfig:
     heartbeat_interval: float = 10.0  # Lease renewals
     status_interval: float = 60.0  # full Node status (sooner when something changes)
     relist_interval: float = 1.0  # how often CRI is asked what changed (kubelet's PLEG)
-    resync_interval: float = 10.0  # every pod is synced at least this often
+    resync_interval: float = 60.0  # every pod is synced at least this often (kubelet: 1m)
     workers: int = 8  # pods synced at once
     metrics_listen: str = ""
 
@@ -136,7 +136,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="seconds between full node status reports")
     p.add_argument("--relist-interval", type=float, default=1.0,
                    help="seconds between CRI relists that notice container changes")
-    p.add_argument("--resync-interval", type=float, default=10.0,
+    p.add_argument("--resync-interval", type=float, default=60.0,
                    help="every pod is synced at least this often")
     p.add_argument("--workers", type=int, default=8, help="pods synced at once")
     p.add_argument("--metrics-listen", default="", help="Prometheus metrics, HOST:PORT")
