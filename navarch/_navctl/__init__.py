@@ -191,6 +191,14 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--current-replicas", type=int, default=-1,
                    help="only scale if the replicas are this many now")
     p.add_argument("--resource-version", default="")
+    from navarch._navctl.expose import add_expose_arguments, run_expose
+
+    p = _command(sub, "expose", run_expose, "Expose a Deployment, ReplicaSet, Pod or "
+                                            "Service as a new Service")
+    p.add_argument("targets", nargs="*", metavar="TYPE NAME | TYPE/NAME")
+    _files_flags(p)
+    _dry_run_flag(p)
+    add_expose_arguments(p)
     from navarch._navctl.rollout import run_rollout, run_set_image
 
     p = _command(sub, "rollout", run_rollout, "Manage a rollout: status, history, undo, "
