@@ -39,6 +39,7 @@ CNI_BIN_DIR = "/usr/lib/cni"
 NETNS_DIR = Path("/var/run/netns")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 SOCKET_ROOT = Path("/run/navarch")
+SERVICE_CIDR = "10.96.0.0/12"  # the API server's --service-cluster-ip-range default
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,11 @@ def ensure_netns(node: NodeEnv) -> None:
         run("ip", "-n", node.netns, "addr", "add", addr, "dev", "eth0")
     run("ip", "-n", node.netns, "link", "set", "eth0", "up")
     run("ip", "-n", node.netns, "link", "set", "lo", "up")
+    # the Service range goes out eth0, as a default route would send it on a real node:
+    # the node's own connections to a ClusterIP then reach the proxy's DNAT (locally made
+    # packets are routed before the output hook sees them)
+    if SERVICE_CIDR not in run("ip", "-n", node.netns, "route", "show", SERVICE_CIDR).stdout:
+        run("ip", "-n", node.netns, "route", "add", SERVICE_CIDR, "dev", "eth0")
     # pods reach each other and their node through cni0; forwarding lets the node route
     run("ip", "netns", "exec", node.netns, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 

@@ -141,6 +141,49 @@ def _run_agent(args: argparse.Namespace) -> int:
     return run(cfg)
 
 
+def _add_proxy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from netproxy.proxy import add_arguments
+
+    p = sub.add_parser(
+        "proxy",
+        help="run a node's service proxy: Services in nftables, routes to other nodes' pods",
+        description="The kube-proxy: program ClusterIPs, NodePorts and load balancing over "
+        "ready endpoints in an nftables table through netlink, and route pods between nodes.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_proxy)
+
+
+def _run_proxy(args: argparse.Namespace) -> int:
+    from netproxy.proxy import ConfigError, ProxyConfig, run
+
+    try:
+        cfg = ProxyConfig.from_args(args)
+    except ConfigError as exc:
+        raise SystemExit(f"navarch proxy: {exc}") from None
+    return run(cfg)
+
+
+def _add_dns(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from services.dns.server import add_arguments
+
+    p = sub.add_parser(
+        "dns",
+        help="run the cluster DNS server: Services and pods by name",
+        description="Answer Kubernetes' DNS-based service discovery names (<svc>.<ns>.svc."
+        "<domain>, SRV, pod and reverse records) from Services and Endpoints, over UDP and "
+        "TCP; forward other names to --upstream.",
+    )
+    add_arguments(p)
+    p.set_defaults(func=_run_dns)
+
+
+def _run_dns(args: argparse.Namespace) -> int:
+    from services.dns.server import main as run
+
+    return run(args)
+
+
 def _add_local(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from deploy import local
 
@@ -175,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_scheduler(sub)
     _add_simnodes(sub)
     _add_agent(sub)
+    _add_proxy(sub)
+    _add_dns(sub)
     _add_local(sub)
     return parser
 
