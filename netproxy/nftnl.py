@@ -26,6 +26,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 # netlink / nfnetlink framing
 NETLINK_NETFILTER = 12
@@ -79,6 +80,8 @@ REG32_01, REG32_02 = 9, 10
 HOOK_PREROUTING, HOOK_INPUT, HOOK_FORWARD, HOOK_OUTPUT, HOOK_POSTROUTING = 0, 1, 2, 3, 4
 PROTOCOLS = {"tcp": 6, "udp": 17, "sctp": 132}
 MARK_MASQ = 0x4000
+
+Stmt = tuple[Any, ...]
 
 _HDR = struct.Struct("=IHHII")
 _NFGEN = struct.Struct("=BBH")
@@ -184,7 +187,7 @@ def _u32le(value: int) -> bytes:
     return struct.pack("=I", value)
 
 
-def _stmt_exprs(stmt: tuple) -> bytes:  # noqa: C901 - one branch per statement kind
+def _stmt_exprs(stmt: Stmt) -> bytes:
     kind = stmt[0]
     if kind == "daddr":
         return payload(BASE_NETWORK, 16, 4) + cmp(CMP_EQ, _ip(stmt[1]))
@@ -264,7 +267,7 @@ def _stmt_exprs(stmt: tuple) -> bytes:  # noqa: C901 - one branch per statement 
     raise ValueError(f"unknown nftables statement {stmt!r}")
 
 
-def _template(stmt: tuple, *markers: bytes) -> list[bytes]:
+def _template(stmt: Stmt, *markers: bytes) -> list[bytes]:
     """The statement's bytes cut around each marker (values of a fixed length)."""
     raw = _stmt_exprs(stmt)
     pieces = []
@@ -300,10 +303,10 @@ def _verdict_fast(code: int, chain: str) -> bytes:
 
 _DREG0 = u32(1, REG_VERDICT)
 _IMM_NAME = s(1, "immediate")
-_cache: dict[tuple, bytes] = {}
+_cache: dict[Stmt, bytes] = {}
 
 
-def stmt_exprs(stmt: tuple) -> bytes:
+def stmt_exprs(stmt: Stmt) -> bytes:
     """The statement's expressions (fast paths for the statements that carry addresses
     and chain names, a cache for the rest)."""
     kind = stmt[0]
@@ -328,7 +331,7 @@ def stmt_exprs(stmt: tuple) -> bytes:
     return raw
 
 
-def _stmt_text(stmt: tuple) -> str:  # noqa: C901
+def _stmt_text(stmt: Stmt) -> str:
     kind = stmt[0]
     simple = {
         "daddr": "ip daddr {}", "saddr": "ip saddr {}", "saddr_not_in": "ip saddr != {}",
@@ -354,7 +357,7 @@ def _stmt_text(stmt: tuple) -> str:  # noqa: C901
     return fixed[kind]
 
 
-def rule_text(rule: Sequence[tuple]) -> str:
+def rule_text(rule: Sequence[Stmt]) -> str:
     return " ".join(_stmt_text(st) for st in rule)
 
 
@@ -413,7 +416,7 @@ class Batch:
     def delete_chain(self, name: str) -> None:
         self.add(DELCHAIN, 0, self._table_attr + s(3, name), f"delete chain {name}")
 
-    def add_rule(self, chain: str, rule: Sequence[tuple]) -> None:
+    def add_rule(self, chain: str, rule: Sequence[Stmt]) -> None:
         if chain != self._rule_chain:
             self._rule_chain = chain
             self._rule_head = self._table_attr + s(2, chain)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from netproxy import nftnl
 from netproxy.nftnl import TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPADDR, Batch, NftSocket
-from netproxy.ruleset import BASE_CHAIN_NAMES, BASE_CHAINS, MAPS, TABLE, ServiceRules
+from netproxy.ruleset import BASE_CHAIN_NAMES, BASE_CHAINS, MAPS, TABLE, Key, Rule, ServiceRules
 
 HOOKS = {"prerouting": nftnl.HOOK_PREROUTING, "input": nftnl.HOOK_INPUT,
          "forward": nftnl.HOOK_FORWARD, "output": nftnl.HOOK_OUTPUT,
@@ -33,7 +33,7 @@ _TYPES = {"ipv4_addr": TYPE_IPADDR, "inet_proto": TYPE_INET_PROTO,
 _EMPTY = ServiceRules()
 
 
-def element_key(key: tuple) -> bytes:
+def element_key(key: Key) -> bytes:
     if len(key) == 3:
         return nftnl.key_ip_proto_port(*key)
     if len(key) == 2:
@@ -80,7 +80,7 @@ class Programmer:
             wanted_sets.update(rules.affinity_sets)
         for name, timeout in wanted_sets.items():
             b.add_set(name, [TYPE_IPADDR], timeout_ms=timeout)
-        chains: dict[str, tuple] = {}
+        chains: dict[str, tuple[Rule, ...]] = {}
         for rules in desired.values():
             chains.update(rules.chains)
         for name, hook, _ in BASE_CHAINS:
@@ -97,7 +97,7 @@ class Programmer:
                 b.flush_chain(name)
             for rule in rules_:
                 b.add_rule(name, rule)
-        elements: dict[str, dict[tuple, str | None]] = {}
+        elements: dict[str, dict[Key, str | None]] = {}
         for rules in desired.values():
             for map_name, elems in rules.elements.items():
                 elements.setdefault(map_name, {}).update(elems)
@@ -127,10 +127,10 @@ class Programmer:
         del_sets: list[str] = []
         add_chains: list[str] = []
         flush: list[str] = []
-        fill: list[tuple[str, tuple]] = []
+        fill: list[tuple[str, tuple[Rule, ...]]] = []
         del_chains: list[str] = []
-        del_elems: dict[str, list[tuple]] = {}
-        add_elems: dict[str, list[tuple[tuple, str | None]]] = {}
+        del_elems: dict[str, list[Key]] = {}
+        add_elems: dict[str, list[tuple[Key, str | None]]] = {}
         for key, new in changes.items():
             old = self.applied.get(key, _EMPTY)
             new = new or _EMPTY
@@ -205,14 +205,14 @@ class Programmer:
 
 # --- the same ruleset as nft(8) text ------------------------------------------------------
 
-def _key_text(key: tuple) -> str:
+def _key_text(key: Key) -> str:
     return " . ".join(str(part) for part in key)
 
 
 def ruleset_text(desired: Mapping[str, ServiceRules], table: str = TABLE) -> str:
     """What ``full_sync`` writes into an empty table, in ``nft -f`` syntax."""
-    elements: dict[str, dict[tuple, str | None]] = {}
-    chains: dict[str, tuple] = {}
+    elements: dict[str, dict[Key, str | None]] = {}
+    chains: dict[str, tuple[Rule, ...]] = {}
     sets: dict[str, int] = {}
     for rules in desired.values():
         chains.update(rules.chains)
@@ -241,7 +241,7 @@ def ruleset_text(desired: Mapping[str, ServiceRules], table: str = TABLE) -> str
     return "\n".join(out) + "\n"
 
 
-def _chain_text(name: str, rules: Iterable[tuple], hook: tuple[str, str, int] | None
+def _chain_text(name: str, rules: Iterable[Rule], hook: tuple[str, str, int] | None
                 ) -> list[str]:
     lines = [f"\tchain {name} {{"]
     if hook:

@@ -36,6 +36,7 @@ import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from navarch.v1 import core_pb2
 
@@ -59,7 +60,8 @@ MAPS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     (CLUSTER_IPS, ("ipv4_addr",), False),
 )
 
-Rule = tuple[tuple, ...]
+Key = tuple[Any, ...]  # a map element's key: (ip, proto, port), (proto, port) or (ip,)
+Rule = tuple[tuple[Any, ...], ...]
 
 # (chain, (type, hook, priority) or None, rules)
 BASE_CHAINS: tuple[tuple[str, tuple[str, str, int] | None, tuple[Rule, ...]], ...] = (
@@ -128,10 +130,10 @@ class ServiceRules:
 
     chains: dict[str, tuple[Rule, ...]] = field(default_factory=dict)
     # map name -> {key: goto chain (None for a plain set)}
-    elements: dict[str, dict[tuple, str | None]] = field(default_factory=dict)
+    elements: dict[str, dict[Key, str | None]] = field(default_factory=dict)
     affinity_sets: dict[str, int] = field(default_factory=dict)  # name -> timeout (ms)
 
-    def element(self, map_name: str, key: tuple, chain: str | None) -> None:
+    def element(self, map_name: str, key: Key, chain: str | None) -> None:
         self.elements.setdefault(map_name, {})[key] = chain
 
 
