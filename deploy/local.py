@@ -393,7 +393,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     run_dir = Path(args.run_dir).resolve()
     cfg = LocalConfig.load(run_dir)
     for node in localnodes.node_envs(run_dir, cfg.plan):
-        localnodes.stop_agent(node)  # first: nothing more is reported or restarted
+        localnodes.stop_node_processes(node)  # first: nothing more is reported or restarted
     for name, _, _ in reversed(daemons(LocalConfig(**{**asdict(cfg), "sim_nodes": 1}))):
         pid = _daemon_pid(run_dir, name)
         if pid is not None:
@@ -423,9 +423,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         where = f"{HOST}:{port}" if port else cfg.api
         print(f"{name}: {f'running (pid {pid}) on {where}' if pid else 'not running'}")
     for node in localnodes.node_envs(run_dir, cfg.plan):
-        pid = localnodes.agent_pid(node)
-        print(f"{node.name}: agent {f'running (pid {pid})' if pid else 'not running'} "
-              f"on {node.ip}, namespace {node.netns}")
+        states = []
+        for kind in ("agent", "proxy", "dns"):
+            pid = localnodes.process_pid(node, kind)
+            if pid or kind != "dns":
+                states.append(f"{kind} {f'running (pid {pid})' if pid else 'not running'}")
+        print(f"{node.name} on {node.ip}, namespace {node.netns}: {', '.join(states)}")
     if running:
         _etcdctl(run_dir, "member", "list", "-w", "table")
         _etcdctl(run_dir, "endpoint", "status", "-w", "table")

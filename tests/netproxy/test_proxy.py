@@ -71,11 +71,14 @@ class ProxyProcess(NavarchProcess):
 
 
 class ProxyBed:
-    def __init__(self, workdir: Path) -> None:
+    """The topology above, for these tests and bench.proxy (which uses its own plan)."""
+
+    def __init__(self, workdir: Path, plan: NetworkPlan = PLAN) -> None:
         self.workdir = workdir
+        self.plan = plan
         self.store: object | None = None
         self.api: ApiServerProcess | None = None
-        self.nodes = [NodeEnv(f"node-{i}", i, PLAN, workdir / f"node-{i}") for i in (1, 2)]
+        self.nodes = [NodeEnv(f"node-{i}", i, plan, workdir / f"node-{i}") for i in (1, 2)]
         self.servers: list[subprocess.Popen[bytes]] = []
         self.proxy: ProxyProcess | None = None
 
@@ -84,19 +87,19 @@ class ProxyBed:
         return self.nodes[0]
 
     def pod_netns(self, pod: str) -> str:
-        return f"{PLAN.prefix}-{pod}"
+        return f"{self.plan.prefix}-{pod}"
 
     def start(self) -> None:
         self.store = make_cluster("raftstore", self.workdir / "store")
-        nodeenv.ensure_bridge(PLAN)
+        nodeenv.ensure_bridge(self.plan)
         api = ApiServerProcess(self.store.endpoints, self.workdir / "api")  # type: ignore[attr-defined]
-        api.address = f"{PLAN.host_ip}:{api.port}"
+        api.address = f"{self.plan.host_ip}:{api.port}"
         self.api = api
         api.start()
         for node in self.nodes:
             nodeenv.ensure_netns(node)
         for pod, ip in PODS.items():
-            netns, veth = self.pod_netns(pod), f"{PLAN.prefix}-v{pod}"
+            netns, veth = self.pod_netns(pod), f"{self.plan.prefix}-v{pod}"
             gw = ip.rsplit(".", 1)[0] + ".1"
             sh("ip", "netns", "add", netns)
             sh("ip", "-n", self.node1.netns, "link", "add", veth, "type", "veth", "peer",
@@ -141,7 +144,7 @@ class ProxyBed:
             sh("ip", "netns", "del", self.pod_netns(pod), check=False)
         for node in self.nodes:
             nodeenv.remove_netns(node)
-        nodeenv.remove_bridge(PLAN)
+        nodeenv.remove_bridge(self.plan)
         if self.api is not None:
             self.api.stop()
         if self.store is not None:

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import nodeenv
+from deploy import localnodes, nodeenv
 from deploy.nodeenv import NetworkPlan, NodeEnv
 from tests.api.harness import ApiServerProcess, NavarchProcess
 from tests.store.conftest import make_cluster
@@ -48,6 +48,44 @@ class AgentProcess(NavarchProcess):
                 "--heartbeat-interval", "2", "--status-interval", "5", *self.extra_args]
 
 
+class ProxyProcess(NavarchProcess):
+    """``navarch proxy`` inside ``node``'s namespace; started = its first sync is done."""
+
+    def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str,
+                 cluster_cidr: str = localnodes.CLUSTER_CIDR, mode: str = "host-gw") -> None:
+        super().__init__(workdir, list(extra), subcommand="proxy", name=f"{node.name}-proxy")
+        self.node = node
+        self.api = api
+        self.address = f"{node.ip}:{self.port}"
+        self.cluster_cidr = cluster_cidr
+        self.mode = mode
+
+    def command(self) -> list[str]:
+        return ["nsenter", f"--net={self.node.netns_path}", sys.executable, "-m", "navarch",
+                "--log-format", "json", "--log-level", "debug", "proxy",
+                "--listen", self.address, "--server", self.api, "--node-name", self.node.name,
+                "--cluster-cidr", self.cluster_cidr, "--mode", self.mode, *self.extra_args]
+
+
+class DnsProcess(NavarchProcess):
+    """``navarch dns`` on ``node``'s address, port 53; started = it answers a query."""
+
+    def __init__(self, workdir: Path, node: NodeEnv, api: str) -> None:
+        super().__init__(workdir, [], subcommand="dns", name=f"{node.name}-dns")
+        self.node = node
+        self.api = api
+
+    def command(self) -> list[str]:
+        return ["nsenter", f"--net={self.node.netns_path}", sys.executable, "-m", "navarch",
+                "--log-format", "json", "dns", "--listen", f"{self.node.ip}:53",
+                "--server", self.api]
+
+    def serving(self, service: str = "") -> bool:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"dns exited with {self.proc.returncode}:\n{self.log_tail()}")
+        return localnodes.dns_answers(self.node.ip)
+
+
 @dataclass
 class AgentCluster:
     """The processes and nodes of one test cluster."""
@@ -60,6 +98,9 @@ class AgentCluster:
     daemons: list[NavarchProcess] = field(default_factory=list)
     nodes: list[NodeEnv] = field(default_factory=list)
     agents: dict[str, AgentProcess] = field(default_factory=dict)
+    network: bool = False  # a proxy on every node, the cluster DNS on node-1
+    proxies: dict[str, ProxyProcess] = field(default_factory=dict)
+    dns: DnsProcess | None = None
 
     @property
     def api_address(self) -> str:
@@ -85,6 +126,22 @@ class AgentCluster:
             nodeenv.setup_node(node)
             self.start_agent(node)
         self.wait_nodes_ready()
+        if self.network:
+            for node in self.nodes:
+                self.start_proxy(node)
+            self.dns = DnsProcess(self.workdir / "dns", self.nodes[0], self.api_address)
+            self.dns.start(30)
+            localnodes.ensure_dns_service(self.api_address, self.nodes[0])
+
+    def start_proxy(self, node: NodeEnv) -> ProxyProcess:
+        proxy = ProxyProcess(self.workdir / "proxies", node, self.api_address)
+        self.proxies[node.name] = proxy
+        try:
+            proxy.start(30)
+        except BaseException:
+            print(proxy.log_tail())
+            raise
+        return proxy
 
     def wait_nodes_ready(self, timeout: float = 60.0) -> None:
         """Until every node reports Ready (its pod network is configured by then)."""
@@ -107,7 +164,8 @@ class AgentCluster:
         return next(n for n in self.nodes if n.name == name)
 
     def start_agent(self, node: NodeEnv) -> AgentProcess:
-        agent = AgentProcess(self.workdir / "agents", node, self.api_address)
+        extra = ("--cluster-dns", localnodes.DNS_SERVICE_IP) if self.network else ()
+        agent = AgentProcess(self.workdir / "agents", node, self.api_address, *extra)
         self.agents[node.name] = agent
         try:
             agent.start(60)
@@ -148,9 +206,12 @@ class AgentCluster:
                               capture_output=True, text=True, timeout=timeout, check=False)
 
     def destroy(self) -> None:
-        for agent in self.agents.values():
+        node_procs: list[NavarchProcess] = [*self.agents.values(), *self.proxies.values()]
+        if self.dns is not None:
+            node_procs.append(self.dns)
+        for node_proc in node_procs:
             with contextlib.suppress(Exception):
-                agent.stop()
+                node_proc.stop()
         keep = self.workdir / "logs"  # containerd's logs outlive the node, for a post-mortem
         keep.mkdir(exist_ok=True)
         for node in self.nodes:
