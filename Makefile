@@ -7,7 +7,7 @@ RUN_DIR ?= $(CURDIR)/.run
 export VENV
 
 .PHONY: deps proto up down status test test-fast lint bench bench-api bench-scheduler \
-	bench-controllers bench-podstartup clean
+	bench-controllers bench-podstartup bench-proxy clean
 
 deps:
 	@./deploy/bootstrap.sh
@@ -36,7 +36,7 @@ test-fast: deps
 lint: deps
 	$(PY) proto/generate.py --check
 	$(VENV)/bin/ruff check --quiet .
-	$(VENV)/bin/mypy navarch raftstore services deploy node_agent
+	$(VENV)/bin/mypy navarch raftstore services deploy node_agent netproxy
 
 bench: deps
 	$(PY) -m bench.store
@@ -52,6 +52,9 @@ bench-controllers: deps
 
 bench-podstartup: deps
 	$(PY) -m bench.podstartup
+
+bench-proxy: deps
+	$(PY) -m bench.proxy
 
 clean: down
 	rm -rf $(RUN_DIR) build *.egg-info

@@ -253,13 +253,10 @@ class Proxy:
         if self.routes is not None and self.routes_dirty and self.nodes is not None:
             self.routes_dirty = False
             try:
-                changed = await self.routes.sync(self.nodes.list())
+                await self.routes.sync(self.nodes.list())  # it logs each change
             except Exception as err:
-                log.error("route sync failed", error=str(err))
+                log.error("route sync failed; retried at the next drift check", error=str(err))
                 self.routes_dirty = True
-            else:
-                for change in changed:
-                    log.info("pod network", change=str(change))
         return result
 
     async def run(self) -> None:

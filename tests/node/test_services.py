@@ -158,8 +158,8 @@ async def test_tutorial_nodeport_clusterip_dns_and_scaling(
     got = await in_shell(f"wget -q -O- http://{other.status.pod_ip}:8080/cgi-bin/hostname")
     assert got.strip() == other.metadata.name
     # the server saw the shell's own pod IP (no NAT between pods): busybox httpd logs it
-    logs = await navctl(cluster, "-n", ns, "logs", other.metadata.name)
-    assert shell.status.pod_ip in logs, logs
+    await until(lambda: navctl(cluster, "-n", ns, "logs", other.metadata.name),
+                lambda logs: f"{shell.status.pod_ip}]" in logs, 10, "the request in the log")
 
     # scaling: the answering set follows the Endpoints within a second
     await client.deployments(ns).scale("hello", 5)
