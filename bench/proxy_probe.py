@@ -3,11 +3,10 @@
     until IP PORT NAME TIMEOUT   fresh TCP connections until the server named NAME
                                  answers: {"ok": true, "at": <CLOCK_MONOTONIC seconds>}
     time IP PORT N               N sequential connections (connect + answer), timed:
-                                 {"p50": s, "p99": s, "errors": n}
+                                 {"samples": [s, ...], "errors": n}
 """
 
 import json
-import math
 import socket
 import sys
 import time
@@ -43,11 +42,7 @@ def timed(ip: str, port: int, count: int) -> dict[str, object]:
             errors += 1
             continue
         samples.append(time.perf_counter() - t0)
-    samples.sort()
-
-    def pct(q: float) -> float:
-        return samples[max(1, math.ceil(q / 100 * len(samples))) - 1] if samples else 0.0
-    return {"p50": pct(50), "p99": pct(99), "errors": errors}
+    return {"samples": samples, "errors": errors}
 
 
 for line in sys.stdin:

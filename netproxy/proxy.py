@@ -362,14 +362,6 @@ async def _health_server(listen: str, proxy: Proxy) -> Any:
 
 def run(cfg: ProxyConfig) -> int:
     """Run until SIGTERM or SIGINT; the rules stay in the kernel."""
-    import signal
+    from services.daemon import run_until_signal
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, stop)
-
-    asyncio.run(main())
-    return 0
+    return run_until_signal(lambda stop: serve(cfg, stop))

@@ -276,14 +276,6 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event) -> None:
 
 def run(cfg: AgentConfig) -> int:
     """Run until SIGTERM or SIGINT (pods keep running: a stopped kubelet stops nothing)."""
-    import signal
+    from services.daemon import run_until_signal
 
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        await serve(cfg, stop)
-
-    asyncio.run(main())
-    return 0
+    return run_until_signal(lambda stop: serve(cfg, stop))
