@@ -278,6 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--connections", type=int, default=5000,
                    help="connections timed per configuration (over 10 alternating rounds)")
     p.add_argument("--skip-latency", action="store_true")
+    p.add_argument("--keep-logs", metavar="DIR", help="copy the proxy's log into DIR")
     p.add_argument("--worker-sync", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker-program", type=int, help=argparse.SUPPRESS)
     p.add_argument("--worker-cleanup", action="store_true", help=argparse.SUPPRESS)
@@ -314,6 +315,10 @@ def main(argv: list[str] | None = None) -> int:
                 log("connection latency: 1 service, then 10k more")
                 report["connection"] = connection_latency(bed, max(SIZES), args.connections)
             finally:
+                if args.keep_logs and bed.proxy is not None:
+                    import shutil
+
+                    shutil.copy(bed.proxy.log_path, Path(args.keep_logs) / "proxy.log")
                 bed.destroy()
     report["seconds"] = round(time.monotonic() - t0, 1)
     print_table(report)

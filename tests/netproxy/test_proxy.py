@@ -67,7 +67,7 @@ class ProxyProcess(NavarchProcess):
                 "--log-format", "json", "--log-level", "debug", "proxy",
                 "--listen", self.address, "--server", self.api,
                 "--node-name", self.node.name, "--cluster-cidr", CLUSTER_CIDR, "--mode", "none",
-                "--sync-period", "30", *self.extra_args]
+                *self.extra_args]
 
 
 class ProxyBed:

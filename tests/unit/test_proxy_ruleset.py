@@ -320,3 +320,17 @@ def test_ruleset_text_names_every_chain_and_element() -> None:
         assert f"chain {name} {{" in text
     assert f"10.96.0.5 . tcp . 80 : goto {service_chain(port)}" in text
     assert "type nat hook prerouting priority -100; policy accept;" in text
+
+
+@pytest.mark.parametrize(("need_full", "pending", "since_full", "kind"), [
+    (True, True, 0.0, "full"),  # start, drift or a refused transaction: at once
+    (False, True, 10.0, "partial"),  # the period is over, but a change is pending
+    (False, False, 10.0, "full"),  # ...and once nothing is
+    (False, False, 1.0, ""),
+    (False, True, 1.0, "partial"),
+])
+def test_periodic_full_sync_never_delays_a_change(need_full: bool, pending: bool,
+                                                   since_full: float, kind: str) -> None:
+    from netproxy.proxy import sync_kind
+
+    assert sync_kind(need_full, pending, since_full, period=5.0) == kind
