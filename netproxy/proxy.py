@@ -247,7 +247,6 @@ class Proxy:
                 result = None
             else:
                 self.syncs += 1
-                self.first_sync.set()
                 log.debug("synced", kind=result.kind, services=result.services,
                           messages=result.messages,
                           seconds=round(result.encode_seconds + result.commit_seconds, 4))
@@ -267,6 +266,8 @@ class Proxy:
             except Exception as err:
                 log.error("route sync failed; retried at the next drift check", error=str(err))
                 self.routes_dirty = True
+        if self.syncs and not (self.routes is not None and self.routes_dirty):
+            self.first_sync.set()  # rules and routes are both in: health says SERVING
         return result
 
     async def run(self) -> None:

@@ -133,8 +133,8 @@ class AgentCluster:
             self.dns.start(30)
             localnodes.ensure_dns_service(self.api_address, self.nodes[0])
 
-    def start_proxy(self, node: NodeEnv) -> ProxyProcess:
-        proxy = ProxyProcess(self.workdir / "proxies", node, self.api_address)
+    def start_proxy(self, node: NodeEnv, mode: str = "host-gw") -> ProxyProcess:
+        proxy = ProxyProcess(self.workdir / "proxies", node, self.api_address, mode=mode)
         self.proxies[node.name] = proxy
         try:
             proxy.start(30)

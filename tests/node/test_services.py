@@ -264,3 +264,26 @@ async def test_proxy_restart_keeps_traffic_and_repairs_a_removed_rule(
     answers = await asyncio.to_thread(_until_answers, cluster, node.name,
                                       svc.spec.cluster_ip, 8080, names, 10.0)
     assert set(answers) == names
+
+
+async def test_vxlan_pod_network(cluster: AgentCluster, client: navarch.Client, ns: str,
+                                 registry: dict[str, str]) -> None:
+    """The proxies switch to the VXLAN overlay: host-gw routes go, the overlay carries
+    pod-to-pod and Service traffic between nodes."""
+    for node in cluster.nodes:
+        cluster.proxies[node.name].stop()
+        cluster.start_proxy(node, mode="vxlan")
+    for node in cluster.nodes:
+        routes = cluster.in_node(node.name, "ip", "route", "show", "proto", "110").stdout
+        assert "navarch.1" in routes and "via" in routes, routes
+    await client.deployments(ns).create(web_deployment(ns, registry["web1"], 3))
+    pods = await ready_pods(client, ns, 3)
+    names = {p.metadata.name for p in pods}
+    for pod in pods:  # every pod from a node that is not its own
+        source = next(n.name for n in cluster.nodes if n.name != pod.spec.node_name)
+        assert requests(cluster, source, pod.status.pod_ip, 8080, 1) == [pod.metadata.name]
+    await navctl(cluster, "-n", ns, "expose", "deployment/hello", "--port", "8080")
+    svc = await client.services(ns).get("hello")
+    answers = await asyncio.to_thread(_until_answers, cluster, cluster.nodes[2].name,
+                                      svc.spec.cluster_ip, 8080, names)
+    assert set(answers) == names
