@@ -51,7 +51,15 @@ PROBE = REPO / "bench" / "proxy_probe.py"
 
 def synthetic(count: int, node: str = "node-1") -> dict[str, Any]:
     """``count`` Services with 2 endpoints each, as the programmer takes them."""
-    from netproxy.ruleset import Endpoint, ServicePort, service_rules
+    from netproxy.ruleset import service_rules
+
+    return {key: service_rules(sp, node, "10.244.0.0/16")
+            for key, sp in synthetic_ports(count, node).items()}
+
+
+def synthetic_ports(count: int, node: str = "node-1") -> dict[str, Any]:
+    """The service ports of ``synthetic``: what the proxy has read from the API."""
+    from netproxy.ruleset import Endpoint, ServicePort
 
     vip = int(ipaddress.IPv4Address("10.100.0.0"))
     pod = int(ipaddress.IPv4Address("10.200.0.0"))
@@ -60,9 +68,9 @@ def synthetic(count: int, node: str = "node-1") -> dict[str, Any]:
         eps = tuple(Endpoint(str(ipaddress.IPv4Address(pod + 2 * i + k)), 8080, node)
                     for k in (2, 3))
         node_port = 30000 + i // 5 if i % 5 == 0 and i // 5 < 2768 else 0
-        sp = ServicePort("bench", f"svc-{i}", "http", "tcp", str(ipaddress.IPv4Address(vip + i)),
-                         80, node_port, False, 0, eps)
-        out[f"bench/svc-{i}"] = service_rules(sp, node, "10.244.0.0/16")
+        out[f"bench/svc-{i}"] = ServicePort(
+            "bench", f"svc-{i}", "http", "tcp", str(ipaddress.IPv4Address(vip + i)), 80,
+            node_port, False, 0, eps)
     return out
 
 
@@ -73,10 +81,11 @@ def worker_sync(count: int) -> dict[str, float]:
     from netproxy.programmer import Programmer
     from netproxy.ruleset import Endpoint, ServicePort, service_rules
 
+    ports = synthetic_ports(count)
     t0 = time.perf_counter()
-    desired = synthetic(count)
+    desired = {key: service_rules(sp, "node-1", "10.244.0.0/16") for key, sp in ports.items()}
     t1 = time.perf_counter()
-    prog = Programmer()
+    prog = Programmer(cluster_cidr="10.244.0.0/16")
     first = prog.full_sync(desired)
     t2 = time.perf_counter()
     prog.full_sync(desired)
@@ -111,7 +120,7 @@ def sync_times(count: int) -> dict[str, Any]:
                              capture_output=True, text=True, check=True, timeout=600)
         result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
         with tempfile.NamedTemporaryFile("w", suffix=".nft", delete=False) as f:
-            f.write(ruleset_text(synthetic(count)))
+            f.write(ruleset_text(synthetic(count), cluster_cidr="10.244.0.0/16"))
         try:
             t0 = time.perf_counter()
             subprocess.run(["nsenter", f"--net=/var/run/netns/{ref}", "nft", "-f", f.name],
@@ -223,7 +232,7 @@ def worker_program(extra: int) -> None:
     sp = ServicePort("bench", "probe", "", "tcp", "10.99.0.1", 80, 0, False, 0,
                      (Endpoint("10.251.1.2", 8080, "node-1"),))
     desired["bench/probe"] = service_rules(sp, "node-1", "10.251.0.0/16")
-    prog = Programmer()
+    prog = Programmer(cluster_cidr="10.251.0.0/16")
     if extra == 0:
         prog.cleanup()  # from 10k back to one: a clean table, as on a fresh node
     prog.full_sync(desired)

@@ -312,8 +312,11 @@ def stmt_exprs(stmt: Stmt) -> bytes:
     kind = stmt[0]
     if kind == "goto":
         return _verdict_fast(NFT_GOTO, stmt[1])
-    if kind == "jump":
-        return _verdict_fast(NFT_JUMP, stmt[1])
+    if kind == "jump":  # jumps go to a few fixed chains: cached below
+        raw = _cache.get(stmt)
+        if raw is None:
+            raw = _cache[stmt] = _verdict_fast(NFT_JUMP, stmt[1])
+        return raw
     if kind == "daddr":
         return _DADDR[0] + _inet_aton(stmt[1]) + _DADDR[1]
     if kind == "saddr":

@@ -23,7 +23,16 @@ from dataclasses import dataclass
 
 from netproxy import nftnl
 from netproxy.nftnl import TYPE_INET_PROTO, TYPE_INET_SERVICE, TYPE_IPADDR, Batch, NftSocket
-from netproxy.ruleset import BASE_CHAIN_NAMES, BASE_CHAINS, MAPS, TABLE, Key, Rule, ServiceRules
+from netproxy.ruleset import (
+    BASE_CHAIN_NAMES,
+    MAPS,
+    TABLE,
+    BaseChains,
+    Key,
+    Rule,
+    ServiceRules,
+    base_chains,
+)
 
 HOOKS = {"prerouting": nftnl.HOOK_PREROUTING, "input": nftnl.HOOK_INPUT,
          "forward": nftnl.HOOK_FORWARD, "output": nftnl.HOOK_OUTPUT,
@@ -53,9 +62,11 @@ class SyncResult:
 class Programmer:
     """The proxy's view of its table: what it last committed, per Service key."""
 
-    def __init__(self, sock: NftSocket | None = None, table: str = TABLE) -> None:
+    def __init__(self, sock: NftSocket | None = None, table: str = TABLE,
+                 cluster_cidr: str | None = None) -> None:
         self.sock = sock or NftSocket()
         self.table = table
+        self.base = base_chains(cluster_cidr)
         self.applied: dict[str, ServiceRules] = {}
         self.generation: int | None = None
 
@@ -83,11 +94,11 @@ class Programmer:
         chains: dict[str, tuple[Rule, ...]] = {}
         for rules in desired.values():
             chains.update(rules.chains)
-        for name, hook, _ in BASE_CHAINS:
+        for name, hook, _ in self.base:
             b.add_chain(name, (hook[0], HOOKS[hook[1]], hook[2]) if hook else None)
         for name in chains:
             b.add_chain(name)
-        for name, _, base_rules in BASE_CHAINS:
+        for name, _, base_rules in self.base:
             if name in had:
                 b.flush_chain(name)
             for rule in base_rules:
@@ -209,7 +220,8 @@ def _key_text(key: Key) -> str:
     return " . ".join(str(part) for part in key)
 
 
-def ruleset_text(desired: Mapping[str, ServiceRules], table: str = TABLE) -> str:
+def ruleset_text(desired: Mapping[str, ServiceRules], table: str = TABLE,
+                 cluster_cidr: str | None = None) -> str:
     """What ``full_sync`` writes into an empty table, in ``nft -f`` syntax."""
     elements: dict[str, dict[Key, str | None]] = {}
     chains: dict[str, tuple[Rule, ...]] = {}
@@ -233,7 +245,8 @@ def ruleset_text(desired: Mapping[str, ServiceRules], table: str = TABLE) -> str
     for name, timeout in sets.items():
         out.append(f"\tset {name} {{\n\t\ttype ipv4_addr\n\t\tflags dynamic,timeout\n"
                    f"\t\ttimeout {timeout // 1000}s\n\t}}")
-    for name, hook, rules_ in BASE_CHAINS:
+    base: BaseChains = base_chains(cluster_cidr)
+    for name, hook, rules_ in base:
         out.extend(_chain_text(name, rules_, hook))
     for name, rules_ in chains.items():
         out.extend(_chain_text(name, rules_, None))

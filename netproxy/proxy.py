@@ -318,7 +318,7 @@ def _route_syncer(cfg: ProxyConfig) -> Any:
 async def serve(cfg: ProxyConfig, stop: asyncio.Event) -> None:
     from navarch import Client
 
-    programmer = Programmer()
+    programmer = Programmer(cluster_cidr=cfg.cluster_cidr or None)
     if cfg.cleanup:
         removed = programmer.cleanup()
         routes = _route_syncer(cfg)

@@ -6,8 +6,8 @@ The layout follows kube-proxy's nftables mode, in one table ``ip navarch``::
     services:   ip daddr . meta l4proto . th dport vmap @service-ips
                 ip daddr != 127.0.0.0/8 fib daddr type local
                     meta l4proto . th dport vmap @service-nodeports
+    (services first: ip daddr @cluster-ips ip saddr != CLUSTER-CIDR jump mark-for-masquerade)
     svc-<hash>-<ns>/<name>/<proto>/<port>          one per service port with endpoints
-        [ip daddr VIP <proto> dport P ip saddr != CLUSTER-CIDR jump mark-for-masquerade]
         [ip saddr @aff-<ep> goto ep-…]             sessionAffinity ClientIP
         numgen random mod N 0 goto ep-…  …  goto ep-…    uniform over ready endpoints
     ep-<hash>-<ns>/<name>/<proto>/<port>__<ip>/<port>
@@ -31,11 +31,11 @@ set. Every rule is a tuple of statements (``netproxy.nftnl``).
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from navarch.v1 import core_pb2
@@ -64,7 +64,8 @@ Key = tuple[Any, ...]  # a map element's key: (ip, proto, port), (proto, port) o
 Rule = tuple[tuple[Any, ...], ...]
 
 # (chain, (type, hook, priority) or None, rules)
-BASE_CHAINS: tuple[tuple[str, tuple[str, str, int] | None, tuple[Rule, ...]], ...] = (
+BaseChains = tuple[tuple[str, tuple[str, str, int] | None, tuple[Rule, ...]], ...]
+BASE_CHAINS: BaseChains = (
     ("filter-input", ("filter", "input", -110), (
         (("ct_new",), ("jump", "nodeport-endpoints-check")),
         (("ct_new",), ("jump", "service-endpoints-check")))),
@@ -95,6 +96,18 @@ BASE_CHAINS: tuple[tuple[str, tuple[str, str, int] | None, tuple[Rule, ...]], ..
         (("not_loopback",), ("fib_daddr_local",), ("vmap_proto_port", SERVICE_NODEPORTS)))),
 )
 BASE_CHAIN_NAMES = frozenset(name for name, _, _ in BASE_CHAINS)
+
+
+def base_chains(cluster_cidr: str | None) -> BaseChains:
+    """The fixed chains; with a cluster CIDR, ``services`` first marks for masquerading
+    whatever reaches a ClusterIP from outside it (the node itself, another network): one
+    rule for all Services where kube-proxy writes one per Service."""
+    if not cluster_cidr:
+        return BASE_CHAINS
+    masq: Rule = (("daddr_in", CLUSTER_IPS), ("saddr_not_in", cluster_cidr),
+                  ("jump", MASQ_CHAIN))
+    return tuple((name, hook, (masq, *rules) if name == "services" else rules)
+                 for name, hook, rules in BASE_CHAINS)
 
 
 @dataclass(frozen=True)
@@ -137,27 +150,37 @@ class ServiceRules:
         self.elements.setdefault(map_name, {})[key] = chain
 
 
+_B32 = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_SHIFTS = (35, 30, 25, 20, 15, 10, 5, 0)
+
+
 def _hash(text: str) -> str:
-    # 40 bits of SHA-256 are exactly 8 base32 characters (encoding the whole digest is
-    # slow in Python, and a chain name needs no more)
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()[:5]).decode()
+    """The first 40 bits of SHA-256 in base32: 8 characters (what base64.b32encode gives
+    for them, without its slow generic loop)."""
+    n = int.from_bytes(hashlib.sha256(text.encode()).digest()[:5], "big")
+    return "".join([_B32[(n >> shift) & 31] for shift in _SHIFTS])
+
+
+@lru_cache(maxsize=1 << 17)
+def _name(prefix: str, tail: str, readable: bool = True) -> str:
+    """``<prefix>-<hash of tail>[-<tail>]``, cached: a full sync names every chain again."""
+    return f"{prefix}-{_hash(tail)}-{tail}" if readable else f"{prefix}-{_hash(tail)}"
 
 
 def service_chain(sp: ServicePort) -> str:
-    return f"svc-{_hash(sp.ident)}-{sp.ident}"
+    return _name("svc", sp.ident)
 
 
 def external_chain(sp: ServicePort) -> str:
-    return f"ext-{_hash(sp.ident)}-{sp.ident}"
+    return _name("ext", sp.ident)
 
 
 def endpoint_chain(sp: ServicePort, ep: Endpoint) -> str:
-    tail = f"{sp.ident}__{ep.ip}/{ep.port}"
-    return f"ep-{_hash(tail)}-{tail}"
+    return _name("ep", f"{sp.ident}__{ep.ip}/{ep.port}")
 
 
 def affinity_set(sp: ServicePort, ep: Endpoint) -> str:
-    return f"aff-{_hash(f'{sp.ident}__{ep.ip}/{ep.port}')}"
+    return _name("aff", f"{sp.ident}__{ep.ip}/{ep.port}", readable=False)
 
 
 def _balance(sp: ServicePort, endpoints: tuple[Endpoint, ...]) -> list[Rule]:
@@ -182,9 +205,6 @@ def service_rules(sp: ServicePort, node_name: str, cluster_cidr: str | None) -> 
         return out
     svc = service_chain(sp)
     rules: list[Rule] = []
-    if cluster_cidr:
-        rules.append((("daddr", sp.cluster_ip), ("l4proto", proto), ("dport", sp.port),
-                      ("saddr_not_in", cluster_cidr), ("jump", MASQ_CHAIN)))
     if sp.affinity_timeout:
         for ep in sp.endpoints:
             rules.append((("saddr_in", affinity_set(sp, ep)),

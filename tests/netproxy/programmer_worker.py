@@ -52,9 +52,9 @@ def desired(variant: str) -> dict:
 
 
 action = sys.argv[1]
-prog = Programmer()
+prog = Programmer(cluster_cidr=CIDR)
 if action == "text":
-    print(ruleset_text(desired("a")), end="")
+    print(ruleset_text(desired("a"), cluster_cidr=CIDR), end="")
 elif action == "full":
     prog.full_sync(desired("a"))
 elif action == "full-b":

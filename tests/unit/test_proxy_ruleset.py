@@ -132,10 +132,7 @@ def test_no_endpoints_rejects_instead_of_black_holing() -> None:
 def test_uniform_balancing_over_endpoint_chains(eps: tuple[Endpoint, ...]) -> None:
     port = sp(endpoints=eps)
     rules = service_rules(port, "n1", CIDR)
-    svc = rules.chains[service_chain(port)]
-    assert svc[0] == (("daddr", "10.96.0.5"), ("l4proto", "tcp"), ("dport", 80),
-                      ("saddr_not_in", CIDR), ("jump", "mark-for-masquerade"))
-    picks = svc[1:]
+    picks = rules.chains[service_chain(port)]
     n = len(eps)
     for i, (rule, ep) in enumerate(zip(picks, eps, strict=True)):
         target = ("goto", endpoint_chain(port, ep))
@@ -149,10 +146,14 @@ def test_uniform_balancing_over_endpoint_chains(eps: tuple[Endpoint, ...]) -> No
     assert NO_EP_SERVICES not in rules.elements
 
 
-def test_no_cluster_cidr_no_masquerade_rule() -> None:
-    port = sp(endpoints=(A,))
-    assert service_rules(port, "n1", None).chains[service_chain(port)] == (
-        (("goto", endpoint_chain(port, A)),),)
+def test_traffic_from_outside_the_cluster_cidr_is_masqueraded_once_for_all() -> None:
+    from netproxy.ruleset import BASE_CHAINS, base_chains
+
+    services = dict((name, rules) for name, _, rules in base_chains(CIDR))["services"]
+    assert services[0] == (("daddr_in", CLUSTER_IPS), ("saddr_not_in", CIDR),
+                           ("jump", "mark-for-masquerade"))
+    assert services[1:] == dict((n, r) for n, _, r in BASE_CHAINS)["services"]
+    assert base_chains(None) == BASE_CHAINS  # no CIDR: nothing is masqueraded for it
 
 
 def test_node_port_cluster_policy_masquerades() -> None:
@@ -184,7 +185,7 @@ def test_session_affinity_sets_and_lookups() -> None:
     assert set(rules.affinity_sets.values()) == {100_000}
     svc = rules.chains[service_chain(port)]
     sets = sorted(rules.affinity_sets)
-    assert {r[0][1] for r in svc[1:3]} == set(sets)  # ip saddr @aff-… goto ep-…
+    assert {r[0][1] for r in svc[0:2]} == set(sets)  # ip saddr @aff-… goto ep-…
     for ep in (A, B):
         chain = rules.chains[endpoint_chain(port, ep)]
         assert chain[1][0][0] == "update_saddr"
