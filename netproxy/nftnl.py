@@ -12,8 +12,10 @@ message), which is 30 s for the ~90k messages of 10k services; and their ``commi
 the batch without reading the kernel's answer. Netlink itself is simple: this module packs
 the same attributes with ``struct``, caches every statement's bytes (most recur: a jump to
 ``mark-for-masquerade``, a protocol match), sends a whole transaction in one ``sendmsg``
-and reads every error the kernel reports for it. pyroute2 still decodes what this writes in
-the tests (``tests/unit/test_nftnl.py``) and does routes and conntrack.
+and reads every error the kernel reports for it. pyroute2's message classes decode what this
+writes in ``tests/unit/test_proxy_ruleset.py``, and ``tests/netproxy/test_programmer.py``
+checks that the kernel holds the same ruleset as after ``nft -f`` of ``rule_text``;
+pyroute2 also does the routes and conntrack.
 
 Constants come from linux/netfilter/nf_tables.h.
 """

@@ -215,6 +215,49 @@ def test_fast_paths_encode_like_the_generic_encoder(ip: str, port: int, chain: s
         assert nftnl.stmt_exprs(stmt) == nftnl._stmt_exprs(stmt)
 
 
+def _decoded_rule(rule: tuple[Any, ...]) -> Any:
+    from pyroute2.netlink.nfnetlink.nftsocket import nft_rule_msg
+
+    b = nftnl.Batch("navarch")
+    b.add_rule("svc-x", rule)
+    data, _ = b.encode()
+    length = struct.unpack_from("=I", data, 20)[0]  # the message after batch begin
+    msg = nft_rule_msg(data[20:20 + length])
+    msg.decode()
+    return msg
+
+
+@pytest.mark.parametrize(("rule", "names"), [
+    ((("numgen", 2, 0), ("goto", "ep-a")), ["numgen", "cmp", "immediate"]),
+    ((("dnat", "tcp", "10.244.1.2", 8080),), ["meta", "cmp", "immediate", "immediate", "nat"]),
+    ((("vmap_daddr_proto_port", "service-ips"),), ["payload", "meta", "payload", "lookup"]),
+    ((("update_saddr", "aff-x"),), ["payload", "dynset"]),
+    ((("ct_new",), ("jump", "x")), ["ct", "bitwise", "cmp", "immediate"]),
+    ((("not_loopback",), ("fib_daddr_local",), ("masquerade",)),
+     ["payload", "cmp", "fib", "cmp", "masq"]),
+    ((("reject",),), ["reject"]),
+])
+def test_pyroute2_decodes_what_the_encoder_writes(rule: tuple[Any, ...],
+                                                  names: list[str]) -> None:
+    msg = _decoded_rule(rule)
+    assert msg.get_attr("NFTA_RULE_TABLE") == "navarch"
+    assert msg.get_attr("NFTA_RULE_CHAIN") == "svc-x"
+    exprs = msg.get_attr("NFTA_RULE_EXPRESSIONS")
+    assert [e.get_attr("NFTA_EXPR_NAME") for e in exprs] == names
+
+
+def test_pyroute2_reads_a_verdict_and_a_nat_range() -> None:
+    exprs = _decoded_rule((("numgen", 3, 1), ("goto", "ep-a"))).get_attr(
+        "NFTA_RULE_EXPRESSIONS")
+    numgen = exprs[0].get_attr("NFTA_EXPR_DATA")
+    assert numgen.get_attr("NFTA_NG_MODULUS") == 3
+    assert numgen.get_attr("NFTA_NG_TYPE") == "NFT_NG_RANDOM"
+    verdict = exprs[2].get_attr("NFTA_EXPR_DATA").get_attr("NFTA_IMMEDIATE_DATA") \
+        .get_attr("NFTA_DATA_VERDICT")
+    assert verdict.get_attr("NFTA_VERDICT_CODE") == "NFT_GOTO"
+    assert verdict.get_attr("NFTA_VERDICT_CHAIN") == "ep-a"
+
+
 def test_attributes_are_padded_and_nested() -> None:
     assert nftnl.s(1, "abc") == struct.pack("=HH", 8, 1) + b"abc\0"
     assert nftnl.s(1, "abcd") == struct.pack("=HH", 9, 1) + b"abcd\0" + b"\0\0\0"
