@@ -287,3 +287,60 @@ async def test_vxlan_pod_network(cluster: AgentCluster, client: navarch.Client, 
     answers = await asyncio.to_thread(_until_answers, cluster, cluster.nodes[2].name,
                                       svc.spec.cluster_ip, 8080, names)
     assert set(answers) == names
+
+
+async def test_statefulset_pods_have_stable_dns_names(
+        cluster: AgentCluster, client: navarch.Client, ns: str,
+        registry: dict[str, str]) -> None:
+    """A headless Service answers with its pods' IPs, each StatefulSet pod has its own
+    name, SRV names the named port, and an unknown name is NXDOMAIN, from inside a pod."""
+    labels = {"app": "db"}
+    await client.services(ns).create(obj({
+        "apiVersion": "v1", "kind": "Service", "metadata": {"name": "db", "namespace": ns},
+        "spec": {"clusterIP": "None", "selector": labels,
+                 "ports": [{"name": "http", "port": 8080}]}}))
+    await client.statefulsets(ns).create(obj({
+        "apiVersion": "apps/v1", "kind": "StatefulSet",
+        "metadata": {"name": "db", "namespace": ns},
+        "spec": {"serviceName": "db", "replicas": 2, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "web", "image": registry["web1"],
+                                     "ports": [{"name": "http", "containerPort": 8080}],
+                                     "readinessProbe": {"httpGet": {"path": "/",
+                                                                    "port": 8080},
+                                                        "periodSeconds": 1}}]}}}}))
+
+    async def both_ready() -> Any:
+        pods = {p.metadata.name: p for p in (await client.pods(ns).list()).items}
+        ok = all(n in pods and running(pods[n]) and condition(pods[n], "Ready") == "True"
+                 for n in ("db-0", "db-1"))
+        return pods if ok else None
+    pods = await eventually(both_ready, 120, "db-0 and db-1 ready")
+    ips = {n: pods[n].status.pod_ip for n in ("db-0", "db-1")}
+    await until(lambda: endpoint_ips(client, ns, "db"), lambda got: got == set(ips.values()),
+                30, "the headless Service's endpoints")
+
+    async def lookup(name: str, *opts: str) -> str:
+        return await navctl(cluster, "-n", ns, "exec", "db-0", "--", "nslookup", *opts,
+                            name, check=False)
+
+    fqdn = f"db.{ns}.svc.cluster.local"
+    got = await lookup(fqdn)
+    assert all(ip in got for ip in ips.values()), got
+    got = await lookup(f"db-1.{fqdn}")
+    assert ips["db-1"] in got and ips["db-0"] not in got, got
+    got = await lookup(f"_http._tcp.{fqdn}", "-type=SRV")
+    assert f"db-0.{fqdn}" in got and f"db-1.{fqdn}" in got and "8080" in got, got
+    got = await lookup(f"nothing.{ns}.svc.cluster.local")
+    assert "NXDOMAIN" in got, got
+    # the stable name follows the pod to its new IP when it is recreated
+    await client.pods(ns).delete("db-1")
+
+    async def moved() -> Any:
+        p = await client.pods(ns).get("db-1")
+        return p if running(p) and condition(p, "Ready") == "True" and \
+            p.metadata.uid != pods["db-1"].metadata.uid else None
+    new = await eventually(moved, 120, "db-1 recreated")
+    await until(lambda: lookup(f"db-1.{fqdn}"), lambda out: new.status.pod_ip in out, 30,
+                "db-1's name to follow it")
