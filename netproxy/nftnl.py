@@ -182,7 +182,10 @@ BASE_NETWORK, BASE_TRANSPORT = 1, 2
 
 
 def _ip(address: str) -> bytes:
-    return ipaddress.IPv4Address(address).packed
+    """The 4 bytes of a dotted IPv4 address (strict: inet_aton also takes "10.1")."""
+    if address.count(".") != 3:
+        raise ValueError(f"{address!r} is not a dotted IPv4 address")
+    return socket.inet_aton(address)
 
 
 def _u32le(value: int) -> bytes:
