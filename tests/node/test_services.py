@@ -337,10 +337,9 @@ async def test_statefulset_pods_have_stable_dns_names(
     # the stable name follows the pod to its new IP when it is recreated
     await client.pods(ns).delete("db-1")
 
-    async def moved() -> Any:
-        p = await client.pods(ns).get("db-1")
-        return p if running(p) and condition(p, "Ready") == "True" and \
-            p.metadata.uid != pods["db-1"].metadata.uid else None
-    new = await eventually(moved, 120, "db-1 recreated")
+    new = await until(  # NotFound while the old pod is gone and the new one not yet made
+        lambda: client.pods(ns).get("db-1"),
+        lambda p: running(p) and condition(p, "Ready") == "True"
+        and p.metadata.uid != pods["db-1"].metadata.uid, 120, "db-1 recreated")
     await until(lambda: lookup(f"db-1.{fqdn}"), lambda out: new.status.pod_ip in out, 30,
                 "db-1's name to follow it")
