@@ -16,9 +16,9 @@ from pyroute2 import Conntrack
 from pyroute2.netlink.nfnetlink.nfctsocket import NFCTAttrTuple
 
 
-def _delete_matching(ct: Conntrack, **tuple_filter: object) -> int:
+def _delete_matching(ct: Conntrack, which: str, **tuple_filter: object) -> int:
+    """Delete the UDP entries whose ``which`` ("orig" or "reply") tuple matches."""
     count = 0
-    which = tuple_filter.pop("which")
     filt = NFCTAttrTuple(proto=socket.IPPROTO_UDP, **tuple_filter)
     kwargs = {"tuple_reply": filt} if which == "reply" else {"tuple_orig": filt}
     for entry in list(ct.dump_entries(**kwargs)):
@@ -39,7 +39,7 @@ def flush_udp(endpoints_gone: Iterable[tuple[str, int]],
     count = 0
     with Conntrack() as ct:
         for ip, port in gone:
-            count += _delete_matching(ct, which="reply", saddr=ip, sport=port)
+            count += _delete_matching(ct, "reply", saddr=ip, sport=port)
         for ip, port in served:
-            count += _delete_matching(ct, which="orig", daddr=ip, dport=port)
+            count += _delete_matching(ct, "orig", daddr=ip, dport=port)
     return count

@@ -1,7 +1,7 @@
 """nftables over netlink: the statements Navarch's rules use, encoded two ways.
 
 A rule is a tuple of *statements*, small tuples such as ``("daddr", "10.96.0.5")`` or
-``("goto", "svc-…")``. ``rule_exprs`` compiles them into the kernel's expression list
+``("goto", "svc-…")``. ``stmt_exprs`` compiles each into the kernel's expression list
 (netlink attributes, the bytes ``nft --debug=netlink`` describes) and ``rule_text`` into
 nft's own syntax, so that one ruleset can be loaded either through a netlink batch
 (``Batch``, ``NftSocket``) or through ``nft -f`` for comparison.
@@ -532,12 +532,6 @@ class NftSocket:
 
     def close(self) -> None:
         self.sock.close()
-
-    def __enter__(self) -> NftSocket:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def _drain(self) -> list[bytes]:
         out = []

@@ -40,6 +40,7 @@ HOOKS = {"prerouting": nftnl.HOOK_PREROUTING, "input": nftnl.HOOK_INPUT,
 _TYPES = {"ipv4_addr": TYPE_IPADDR, "inet_proto": TYPE_INET_PROTO,
           "inet_service": TYPE_INET_SERVICE}
 _EMPTY = ServiceRules()
+_MISSING = object()
 
 
 def element_key(key: Key) -> bytes:
@@ -168,7 +169,7 @@ class Programmer:
                     if k not in after_e or after_e[k] != v:
                         del_elems.setdefault(map_name, []).append(k)
                 for k, v in after_e.items():
-                    if before_e.get(k, 0) != v:
+                    if before_e.get(k, _MISSING) != v:  # new, or pointing elsewhere
                         add_elems.setdefault(map_name, []).append((k, v))
         for name, timeout in add_sets.items():
             b.add_set(name, [TYPE_IPADDR], timeout_ms=timeout)

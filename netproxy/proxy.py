@@ -33,7 +33,7 @@ import structlog
 from netproxy import conntrack
 from netproxy.nftnl import NftError
 from netproxy.programmer import Programmer, SyncResult
-from netproxy.ruleset import ServiceRules, rules_for, service_ports
+from netproxy.ruleset import ServicePort, rules_for, service_ports
 
 log = structlog.get_logger("navarch.proxy")
 
@@ -162,48 +162,37 @@ class Proxy:
         return tasks
 
     # --- one sync ------------------------------------------------------------------------
-    def _rules(self, keys: set[str] | None) -> dict[str, ServiceRules | None]:
-        services = {}
-        endpoints = {}
+    def _ports(self, keys: set[str] | None) -> dict[str, list[ServicePort] | None]:
+        """The service ports of every Service (``keys`` None) or of ``keys``; None for a
+        key whose Service is gone."""
         if keys is None:
-            for svc in self.services.list():
-                key = f"{svc.metadata.namespace}/{svc.metadata.name}"
-                services[key] = svc
-            for ep in self.endpoints.list():
-                endpoints[f"{ep.metadata.namespace}/{ep.metadata.name}"] = ep
-        else:
-            for key in keys:
-                ns, name = key.split("/", 1)
-                svc = self.services.get(name, ns)
-                if svc is not None:
-                    services[key] = svc
-                ep = self.endpoints.get(name, ns)
-                if ep is not None:
-                    endpoints[key] = ep
-        out: dict[str, ServiceRules | None] = dict(
-            rules_for(services, endpoints, self.cfg.node_name, self.cfg.cluster_cidr or None))
-        if keys is not None:
-            for key in keys - set(services):
-                out[key] = None
-        self._track_udp(services, endpoints, keys)
+            endpoints = {f"{ep.metadata.namespace}/{ep.metadata.name}": ep
+                         for ep in self.endpoints.list()}
+            return {key: service_ports(svc, endpoints.get(key))
+                    for svc in self.services.list()
+                    for key in (f"{svc.metadata.namespace}/{svc.metadata.name}",)}
+        out: dict[str, list[ServicePort] | None] = {}
+        for key in keys:
+            ns, name = key.split("/", 1)
+            svc = self.services.get(name, ns)
+            out[key] = None if svc is None else service_ports(svc, self.endpoints.get(name, ns))
         return out
 
-    def _track_udp(self, services: dict[str, Any], endpoints: dict[str, Any],
-                   keys: set[str] | None) -> None:
-        """Remember each Service's UDP endpoints and served VIPs; queue what changed."""
-        touched = set(services) if keys is None else keys
+    def _udp_changes(self, ports: dict[str, list[ServicePort] | None], full: bool
+                     ) -> tuple[set[tuple[str, int]], set[tuple[str, int]]]:
+        """Remember each Service's UDP endpoints and served VIPs; return the endpoints that
+        went away and the VIPs that started being served (their conntrack entries are
+        stale)."""
         new: dict[str, tuple[set[tuple[str, int]], set[tuple[str, int]]]] = {}
-        for key in touched:
+        for key, sps in ports.items():
             eps: set[tuple[str, int]] = set()
             served: set[tuple[str, int]] = set()
-            svc = services.get(key)
-            if svc is not None:
-                for sp in service_ports(svc, endpoints.get(key)):
-                    if sp.protocol != "udp":
-                        continue
-                    eps.update((e.ip, e.port) for e in sp.endpoints)
-                    if sp.endpoints:
-                        served.add((sp.cluster_ip, sp.port))
+            for sp in sps or ():
+                if sp.protocol != "udp":
+                    continue
+                eps.update((e.ip, e.port) for e in sp.endpoints)
+                if sp.endpoints:
+                    served.add((sp.cluster_ip, sp.port))
             new[key] = (eps, served)
         gone: set[tuple[str, int]] = set()
         now_served: set[tuple[str, int]] = set()
@@ -211,28 +200,29 @@ class Proxy:
             old_eps, old_served = self._udp.get(key, (set(), set()))
             gone |= old_eps - eps
             now_served |= served - old_served
-        if keys is None:
+        if full:
             for key in set(self._udp) - set(new):
                 gone |= self._udp[key][0]
-            self._udp = {k: v for k, v in new.items() if v[0] or v[1]}
-        else:
-            for key, value in new.items():
-                if value[0] or value[1]:
-                    self._udp[key] = value
-                else:
-                    self._udp.pop(key, None)
-        self._conntrack_gone = gone
-        self._conntrack_served = now_served
+            self._udp = {}
+        for key, value in new.items():
+            if value[0] or value[1]:
+                self._udp[key] = value
+            else:
+                self._udp.pop(key, None)
+        return gone, now_served
 
     async def sync_once(self) -> SyncResult | None:
         full = sync_kind(self.need_full, bool(self.dirty),
                          time.monotonic() - self.last_full, self.cfg.sync_period) == "full"
         keys: set[str] | None = None if full else set(self.dirty)
         self.dirty.clear()
-        self._conntrack_gone, self._conntrack_served = set(), set()
         result: SyncResult | None = None
         if full or keys:
-            changes = self._rules(keys)
+            ports = self._ports(keys)
+            node, cidr = self.cfg.node_name, self.cfg.cluster_cidr or None
+            changes = {key: None if sps is None else rules_for(sps, node, cidr)
+                       for key, sps in ports.items()}
+            gone, served = self._udp_changes(ports, full)
             try:
                 if full:
                     desired = {k: v for k, v in changes.items() if v is not None}
@@ -250,7 +240,6 @@ class Proxy:
                 log.debug("synced", kind=result.kind, services=result.services,
                           messages=result.messages,
                           seconds=round(result.encode_seconds + result.commit_seconds, 4))
-                gone, served = self._conntrack_gone, self._conntrack_served
                 if gone or served:
                     try:
                         n = await asyncio.to_thread(conntrack.flush_udp, gone, served)
@@ -317,6 +306,7 @@ def _route_syncer(cfg: ProxyConfig) -> Any:
 
 async def serve(cfg: ProxyConfig, stop: asyncio.Event) -> None:
     from navarch import Client
+    from services.daemon import run_until_stopped
 
     programmer = Programmer(cluster_cidr=cfg.cluster_cidr or None)
     if cfg.cleanup:
@@ -329,19 +319,10 @@ async def serve(cfg: ProxyConfig, stop: asyncio.Event) -> None:
         return
     client = Client(cfg.server) if cfg.server else Client()
     proxy = Proxy(client, cfg, programmer, _route_syncer(cfg))
-    run_task = asyncio.create_task(proxy.run(), name="proxy")
-    stop_task = asyncio.create_task(stop.wait())
     server = await _health_server(cfg.listen, proxy) if cfg.listen else None
     try:
-        done, _ = await asyncio.wait({run_task, stop_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if run_task in done:
-            run_task.result()
+        await run_until_stopped(proxy.run(), stop, "proxy")
     finally:
-        run_task.cancel()
-        stop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await run_task
         if server is not None:
             await server.stop(grace=0.5)
         programmer.close()

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -294,12 +294,7 @@ def merge(parts: Iterable[ServiceRules]) -> ServiceRules:
     return out
 
 
-def rules_for(services: Mapping[str, core_pb2.Service],
-              endpoints: Mapping[str, core_pb2.Endpoints], node_name: str,
-              cluster_cidr: str | None) -> dict[str, ServiceRules]:
-    """Per ``namespace/name`` key: the rules of every port of that Service."""
-    out = {}
-    for key, svc in services.items():
-        ports = service_ports(svc, endpoints.get(key))
-        out[key] = merge(service_rules(sp, node_name, cluster_cidr) for sp in ports)
-    return out
+def rules_for(ports: Sequence[ServicePort], node_name: str, cluster_cidr: str | None
+              ) -> ServiceRules:
+    """The rules of one Service: those of each of its ports."""
+    return merge(service_rules(sp, node_name, cluster_cidr) for sp in ports)

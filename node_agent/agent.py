@@ -234,6 +234,7 @@ def _host_resolv() -> str:
 async def serve(cfg: AgentConfig, stop: asyncio.Event) -> None:
     """Run the agent and its node service until ``stop`` is set."""
     from navarch import Client
+    from services.daemon import run_until_stopped
 
     cfg.root_dir.mkdir(parents=True, exist_ok=True)
     cri_client = CriClient(cfg.cri_socket)
@@ -253,19 +254,10 @@ async def serve(cfg: AgentConfig, stop: asyncio.Event) -> None:
     reflection.enable_server_reflection(names, server)
     server.add_insecure_port(cfg.listen)
     await server.start()
-    run_task = asyncio.create_task(agent.run(), name="agent")
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    stop_task = asyncio.create_task(stop.wait())
     try:
-        done, _ = await asyncio.wait({run_task, stop_task},
-                                     return_when=asyncio.FIRST_COMPLETED)
-        if run_task in done:
-            run_task.result()
+        await run_until_stopped(agent.run(), stop, "agent")
     finally:
-        run_task.cancel()
-        stop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await run_task
         await server.stop(grace=1.0)
         await cri_client.close()
         close = getattr(client, "close", None)

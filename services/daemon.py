@@ -21,7 +21,7 @@ import os
 import secrets
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,8 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-__all__ = ["DaemonConfig", "add_daemon_arguments", "leader_status", "run_daemon"]
+__all__ = ["DaemonConfig", "add_daemon_arguments", "leader_status", "run_daemon",
+           "run_until_signal", "run_until_stopped"]
 
 log = structlog.get_logger("navarch.daemon")
 
@@ -185,6 +186,23 @@ async def run_daemon(component: str, config: DaemonConfig, *, services: Sequence
         await health_servicer.enter_graceful_shutdown()
         await server.stop(grace=1.0)
         await client.close()
+
+
+async def run_until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event,
+                            name: str) -> None:
+    """Run ``work`` until it ends (its error is raised) or ``stop`` is set; either way it
+    is cancelled and awaited before this returns."""
+    main = asyncio.create_task(work, name=name)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if main.done():
+            main.result()
+    finally:
+        for task in (main, stopper):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # raised above
+                await task
 
 
 def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:

@@ -30,7 +30,8 @@ import navarch
 from deploy import nodeenv
 from deploy.nodeenv import NetworkPlan, NodeEnv
 from navarch.v1 import core_pb2
-from tests.api.harness import ApiServerProcess, NavarchProcess
+from tests.api.harness import ApiServerProcess
+from tests.node.agent_cluster import ProxyProcess
 from tests.store.cluster import wait_for
 from tests.store.conftest import make_cluster
 
@@ -51,23 +52,6 @@ def _missing() -> str:
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, check=check, timeout=30)
-
-
-class ProxyProcess(NavarchProcess):
-    """``navarch proxy`` inside ``node``'s namespace; started = its first sync is done."""
-
-    def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str) -> None:
-        super().__init__(workdir, list(extra), subcommand="proxy", name=node.name)
-        self.node = node
-        self.api = api
-        self.address = f"{node.ip}:{self.port}"
-
-    def command(self) -> list[str]:
-        return ["nsenter", f"--net={self.node.netns_path}", sys.executable, "-m", "navarch",
-                "--log-format", "json", "--log-level", "debug", "proxy",
-                "--listen", self.address, "--server", self.api,
-                "--node-name", self.node.name, "--cluster-cidr", CLUSTER_CIDR, "--mode", "none",
-                *self.extra_args]
 
 
 class ProxyBed:
@@ -120,7 +104,8 @@ class ProxyBed:
 
     def start_proxy(self, *extra: str) -> ProxyProcess:
         assert self.api is not None
-        self.proxy = ProxyProcess(self.workdir / "proxy", self.node1, self.api.address, *extra)
+        self.proxy = ProxyProcess(self.workdir / "proxy", self.node1, self.api.address, *extra,
+                                  cluster_cidr=CLUSTER_CIDR, mode="none")
         self.proxy.start(30)
         return self.proxy
 
