@@ -20,6 +20,7 @@ from typing import Any
 import grpc
 from google.protobuf import any_pb2, descriptor_pool, message_factory
 
+from navarch import _eventloop as eventloop
 from navarch.v1 import api_pb2, core_pb2
 
 KINDS_SERVED = (core_pb2.Namespace, core_pb2.Pod)  # importing core_pb2 registers them
@@ -115,4 +116,4 @@ async def serve(port: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(serve(int(sys.argv[1])))
+    eventloop.run(serve(int(sys.argv[1])))

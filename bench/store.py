@@ -40,6 +40,7 @@ from typing import Any
 
 import aetcd
 
+from bench import grpc_floor
 from tests.store.cluster import BACKENDS, REPO, StoreCluster, free_ports, wait_for
 
 RESULTS_DIR = REPO / "bench" / "results"
@@ -396,11 +397,23 @@ def bench_backend(backend: str, cfg: BenchConfig, workdir: Path) -> dict[str, An
             "member_rss_mib": {"idle": idle, "loaded": rss}}
 
 
-def bench_floor(cfg: BenchConfig) -> dict[str, float]:
-    """Put and get throughput of ``bench.grpc_floor`` (a do-nothing Python gRPC server)."""
+def bench_floor(cfg: BenchConfig) -> dict[str, Any]:
+    """Put and get throughput of ``bench.grpc_floor`` (a do-nothing Python gRPC server),
+    once per grpcio server kind; ``metrics`` holds the better of the two for each."""
+    servers = {name: _floor_server(cfg, name) for name in grpc_floor.SERVERS}
+    best = {key: max(m[key] for m in servers.values()) for key in FLOOR_KEYS}
+    return {"metrics": best, "servers": servers, "details": {}}
+
+
+FLOOR_KEYS = ("put_ops", "range_linearizable_ops", "range_serializable_ops")
+FLOOR_LABELS = {"aio": "grpc.aio on the daemons' event loop (raftstore's server)",
+                "threads": f"grpc threaded server, {grpc_floor.THREADS} workers"}
+
+
+def _floor_server(cfg: BenchConfig, server: str) -> dict[str, float]:
     (port,) = free_ports(1)
-    proc = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", str(port)],
-                            cwd=REPO, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", str(port),
+                             "--server", server], cwd=REPO, stdin=subprocess.DEVNULL)
     try:
         endpoint = f"127.0.0.1:{port}"
 
@@ -415,10 +428,10 @@ def bench_floor(cfg: BenchConfig) -> dict[str, float]:
                         await asyncio.sleep(0.05)
                 out = await concurrent_puts(client, cfg, b"/bench/b/", details)
                 out.update(await concurrent_gets(client, cfg, b"/bench/c/", details))
-            return out
+            return {key: out[key] for key in FLOOR_KEYS}
 
-        log("python grpc floor: puts and gets, "
-            f"{cfg.concurrency} in flight, against a do-nothing grpc.aio server")
+        log(f"python grpc floor ({server}): puts and gets, "
+            f"{cfg.concurrency} in flight, against a do-nothing server")
         return asyncio.run(measure())
     finally:
         proc.terminate()
@@ -503,21 +516,24 @@ def render(results: dict[str, dict[str, Any]], cfg: BenchConfig,
         if busy:
             lines.append(f"  note: the benchmark client was CPU-bound ({', '.join(busy)}): "
                          f"{b}'s throughput may be higher than measured")
-    floor = results.get(FLOOR, {}).get("metrics")
-    if floor:
+    floor = results.get(FLOOR, {})
+    if floor.get("servers"):
         lines.append("")
-        lines.append("python gRPC ceiling: a do-nothing grpc.aio server with the etcd KV API "
+        lines.append("python gRPC ceiling: do-nothing servers with the etcd KV API "
                      "(bench/grpc_floor.py), same client, same run:")
-        for key, label in (("put_ops", "puts"), ("range_linearizable_ops", "linearizable gets"),
-                           ("range_serializable_ops", "serializable gets")):
-            ref = results.get(REFERENCE, {}).get("metrics", {}).get(key)
-            cand = results.get(CANDIDATE, {}).get("metrics", {}).get(key)
-            parts = [f"  {label:<17} {floor[key]:>8,.0f} ops/s"]
-            if ref:
-                parts.append(f"= {floor[key] / ref:.2f}x etcd")
-            if cand:
-                parts.append(f"raftstore reaches {cand / floor[key]:.0%} of it")
-            lines.append("  ".join(parts))
+        for server, measured in floor["servers"].items():
+            lines.append(f"  {FLOOR_LABELS.get(server, server)}:")
+            for key, label in (("put_ops", "puts"),
+                               ("range_linearizable_ops", "linearizable gets"),
+                               ("range_serializable_ops", "serializable gets")):
+                ref = results.get(REFERENCE, {}).get("metrics", {}).get(key)
+                cand = results.get(CANDIDATE, {}).get("metrics", {}).get(key)
+                parts = [f"    {label:<17} {measured[key]:>8,.0f} ops/s"]
+                if ref:
+                    parts.append(f"= {measured[key] / ref:.2f}x etcd")
+                if cand:
+                    parts.append(f"raftstore reaches {cand / measured[key]:.0%} of it")
+                lines.append("  ".join(parts))
     lines.append("")
     lines.append("targets (raftstore):")
     for t in targets:
@@ -565,7 +581,7 @@ def main(argv: list[str] | None = None) -> int:
         for backend in args.backends:
             results[backend] = bench_backend(backend, cfg, Path(tmp) / backend)
         if args.floor:
-            results[FLOOR] = {"metrics": bench_floor(cfg), "details": {}}
+            results[FLOOR] = bench_floor(cfg)
     targets = check_targets(results, cfg)
     print(render(results, cfg, targets))
 

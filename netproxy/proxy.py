@@ -356,4 +356,5 @@ def run(cfg: ProxyConfig) -> int:
     """Run until SIGTERM or SIGINT; the rules stay in the kernel."""
     from services.daemon import run_until_signal
 
-    return run_until_signal(lambda stop: serve(cfg, stop))
+    # pyroute2's asyncio netlink sockets are datagram endpoints uvloop refuses
+    return run_until_signal(lambda stop: serve(cfg, stop), allow_uvloop=False)

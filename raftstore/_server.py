@@ -13,6 +13,7 @@ from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from navarch import _eventloop as eventloop
 from raftstore import _errors as err
 from raftstore._cluster import AuthService, ClusterService, MaintenanceService, url
 from raftstore._commands import Op
@@ -45,7 +46,7 @@ def run_store(config: StoreConfig) -> int:
     log.info("starting member", name=config.name, data_dir=str(datadir.root), new=new,
              client=f"{config.listen_client[0]}:{config.listen_client[1]}",
              peer=config.peer_address, cluster=[a for _, a in config.initial_cluster])
-    return asyncio.run(_serve(config, datadir))
+    return eventloop.run(_serve(config, datadir))
 
 
 def _check_bindable(config: StoreConfig) -> None:

@@ -30,6 +30,8 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from navarch import _eventloop as eventloop
+
 __all__ = ["DaemonConfig", "add_daemon_arguments", "leader_status", "run_daemon",
            "run_until_signal", "run_until_stopped"]
 
@@ -205,8 +207,10 @@ async def run_until_stopped(work: Coroutine[Any, Any, None], stop: asyncio.Event
                 await task
 
 
-def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
-    """Run ``main(stop)`` with ``stop`` set by SIGTERM or SIGINT; the exit status."""
+def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]], *,
+                     allow_uvloop: bool = True) -> int:
+    """Run ``main(stop)`` with ``stop`` set by SIGTERM or SIGINT; the exit status.
+    ``allow_uvloop=False`` keeps asyncio's own loop (navarch/_eventloop.py says why)."""
     async def runner() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -214,5 +218,5 @@ def run_until_signal(main: Callable[[asyncio.Event], Awaitable[None]]) -> int:
             loop.add_signal_handler(sig, stop.set)
         await main(stop)
 
-    asyncio.run(runner())
+    eventloop.run(runner(), allow_uvloop=allow_uvloop)
     return 0

@@ -11,6 +11,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from navarch import _eventloop as eventloop
 from navarch.v1 import node_pb2_grpc
 
 from .compactor import Compactor
@@ -86,5 +87,5 @@ def run(config: ApiServerConfig) -> int:
             loop.add_signal_handler(sig, stop.set)
         await serve(config, stop)
 
-    asyncio.run(main())
+    eventloop.run(main())
     return 0
