@@ -158,6 +158,14 @@ class PodSyncer:
         containers = await self.cri.list_containers({cri.POD_UID: uid})
         details = await asyncio.gather(*(self.cri.container_status(c.id)
                                          for c in containers), return_exceptions=True)
+        for d in details:
+            # A container removed since the list is simply gone; any other failure makes
+            # the observation incomplete, and acting on it could start a second copy of a
+            # container or stop one without its preStop hook: the sync is retried instead.
+            if isinstance(d, grpc.aio.AioRpcError) and d.code() == grpc.StatusCode.NOT_FOUND:
+                continue
+            if isinstance(d, BaseException):
+                raise d
         every = [d for d in details if isinstance(d, api_pb2.ContainerStatus)]
         every.sort(key=lambda s: (-cri.restart_count_of(s), -s.created_at))
         state.every = every
@@ -448,6 +456,8 @@ class PodSyncer:
             ok, detail = await asyncio.wait_for(self._run_hook(
                 spec.lifecycle.pre_stop, spec, status.id, pod.status.pod_ip, budget), budget)
         if not ok:
+            log.info("preStop hook failed", uid=pod.metadata.uid,
+                     container=status.metadata.name, error=detail.strip())
             self.recorder.event(pod, "Warning", "FailedPreStopHook",
                                 f"PreStopHook failed: {detail.strip()}")
 
@@ -469,6 +479,11 @@ class PodSyncer:
     async def terminate(self, uid: str, pod: core_pb2.Pod | None, grace: int) -> None:
         """Stop everything of the pod ``uid`` and remove it from the node (idempotent)."""
         state = await self.observe(uid)
+        if state.every or state.sandboxes:
+            log.info("stopping pod", uid=uid, grace=grace, sandboxes=len(state.sandboxes),
+                     pod=f"{pod.metadata.namespace}/{pod.metadata.name}" if pod else "",
+                     containers=[(c.metadata.name, api_pb2.ContainerState.Name(c.state))
+                                 for c in state.every])
         await self._kill_containers(pod, state.every, grace, "Killing")
         for status in state.every:
             with contextlib.suppress(grpc.aio.AioRpcError):

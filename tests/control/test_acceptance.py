@@ -129,8 +129,14 @@ async def test_tutorial_rollout_and_rollback_leave_kubernetes_replicaset_history
     assert (sets[v2].spec.replicas, sets[v2].metadata.annotations[REVISION]) == (0, "2")
     assert d.metadata.annotations[REVISION] == "3"
     pods = (await client.pods(ns).list()).items
-    assert len(pods) == 4
-    assert {p.spec.containers[0].image for p in pods} == {v1}
+    live = [p for p in pods if not p.metadata.HasField("deletion_timestamp")]
+    assert len(live) == 4
+    assert {p.spec.containers[0].image for p in live} == {v1}
+
+    async def terminated() -> bool:  # v2's pods leave once their grace period is over
+        return {p.metadata.name for p in (await client.pods(ns).list()).items} == {
+            p.metadata.name for p in live}
+    await eventually(terminated, 60, "the rolled-back pods to finish terminating")
     history = await navctl("--server", daemons.api.address, "-n", ns, "rollout", "history",
                            "deployment/bootcamp")
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["2", "3"]
