@@ -5,9 +5,15 @@ A 3-node cluster as the agent system tests build it (tests/node/agent_cluster.py
 namespace with its own containerd and ``navarch agent``; images from a local registry.
 Each node first runs one warm-up pod so that busybox is cached, as the issue asks. Then
 ``--pods`` pods (default 30) are created at once and a pod watch records, for each, when
-it was created (its creationTimestamp) and when the watch first showed it Running with
-every container running: Kubernetes' pod startup latency (its SLO: p99 ≤ 5 s; the issue's
-target on this 2-core machine: p99 ≤ 2 s).
+its create call was made and when the watch first showed it Running with every container
+running: Kubernetes' pod startup latency (its SLO: p99 ≤ 5 s; the issue's target on this
+2-core machine: p99 ≤ 2 s).
+
+Kubernetes defines the SLI from the pod's creationTimestamp, which is whole seconds (as
+ours is): measured from it, every pod of a batch created within one second carries the same
+extra 0-1 s, a different one each run. The targets are therefore judged from the create
+call (this client's clock, just before the call, so the call itself counts); the figure
+from the creationTimestamp is printed and recorded as well.
 
 Then, with the pods running, every agent's CPU (over ``--idle-seconds``) and RSS are
 sampled: the target is ≤ 2 % of a core and ≤ 100 MB.
@@ -28,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import navarch
-from bench.api_phases import cpu_seconds
+from bench.api_phases import cpu_seconds, machine_seconds
 from bench.store import log, percentile, write_report
 from deploy import nodeenv
 from deploy.images import push_all
@@ -62,20 +68,20 @@ def is_running(p: core_pb2.Pod) -> bool:
 
 
 async def wait_running(client: navarch.Client, ns: str, names: set[str],
-                       timeout: float = 120.0) -> dict[str, float]:  # noqa: ASYNC109
-    """When the watch first showed each pod Running, minus its creationTimestamp."""
-    latencies: dict[str, float] = {}
+                       timeout: float = 120.0) -> dict[str, tuple[float, float]]:  # noqa: ASYNC109
+    """For each pod: when the watch first showed it Running (wall clock), and its
+    creationTimestamp."""
+    seen: dict[str, tuple[float, float]] = {}
     listed = await client.pods(ns).list()
     deadline = time.monotonic() + timeout
     async for ev in client.pods(ns).watch(resource_version=listed.resource_version):
         p = ev.object
         name = p.metadata.name
-        if name in names and name not in latencies and is_running(p):
-            created = p.metadata.creation_timestamp.ToNanoseconds() / 1e9
-            latencies[name] = time.time() - created
-        if len(latencies) == len(names) or time.monotonic() > deadline:
+        if name in names and name not in seen and is_running(p):
+            seen[name] = (time.time(), p.metadata.creation_timestamp.ToNanoseconds() / 1e9)
+        if len(seen) == len(names) or time.monotonic() > deadline:
             break
-    return latencies
+    return seen
 
 
 def process_groups(cluster: AgentCluster) -> dict[str, list[int]]:
@@ -129,26 +135,42 @@ async def measure(cluster: AgentCluster, image: str, pods: int, idle_seconds: fl
         await asyncio.sleep(0.2)
         groups = process_groups(cluster)
         cpu_before = {k: cpu_seconds(v) for k, v in groups.items()}
+        busy_before, steal_before = machine_seconds()
+        client_before = time.process_time()
         wall = time.monotonic()
-        await asyncio.gather(*(client.pods(ns).create(sleeper(n, ns, image)) for n in names))
-        latencies = await waiter
+        sent: dict[str, float] = {}
+
+        async def create(name: str) -> None:
+            sent[name] = time.time()
+            await client.pods(ns).create(sleeper(name, ns, image))
+        await asyncio.gather(*(create(n) for n in names))
+        seen = await waiter
+        # from the create call, and (Kubernetes' SLI) from the whole-second creationTimestamp
+        latencies = {n: at - sent[n] for n, (at, _) in seen.items()}
+        from_timestamp = {n: at - created for n, (at, created) in seen.items()}
         wall = time.monotonic() - wall
         groups = process_groups(cluster)  # shims started meanwhile count too
         startup_cpu = {k: round(cpu_seconds(v) - cpu_before.get(k, 0.0), 2)
                        for k, v in groups.items()}
+        busy, steal = machine_seconds()
+        # every process of the machine, the short-lived runc and CNI plugins included
+        startup_cpu["machine_busy"] = round(busy - busy_before, 2)
+        startup_cpu["machine_stolen"] = round(steal - steal_before, 2)
+        startup_cpu["bench client"] = round(time.process_time() - client_before, 2)
+        # what neither Navarch nor this client used: containerd and its shims, the
+        # short-lived runc and CNI plugin processes, and the kernel work they cause
+        startup_cpu["runtime and kernel"] = round(
+            startup_cpu["machine_busy"] - startup_cpu["agents"]
+            - startup_cpu["control plane"] - startup_cpu["bench client"], 2)
         startup_cpu["wall_s"] = round(wall, 2)
         if len(latencies) < pods:
             raise SystemExit(f"only {len(latencies)} of {pods} pods ran within the timeout")
         placed = (await client.pods(ns).list()).items
         per_node: dict[str, int] = {}
-        stages: dict[str, list[float]] = {"scheduled": [], "container_started": []}
+        stages: dict[str, list[float]] = {"container_started": []}
         for p in placed:
             per_node[p.spec.node_name] = per_node.get(p.spec.node_name, 0) + 1
-            created = p.metadata.creation_timestamp.ToNanoseconds() / 1e9
-            for c in p.status.conditions:
-                if c.type == "PodScheduled":
-                    stages["scheduled"].append(
-                        c.last_transition_time.ToNanoseconds() / 1e9 - created)
+            created = sent[p.metadata.name]
             started = [cs.state.running.started_at.ToNanoseconds() / 1e9
                        for cs in p.status.container_statuses if cs.state.HasField("running")]
             if started:
@@ -163,8 +185,11 @@ async def measure(cluster: AgentCluster, image: str, pods: int, idle_seconds: fl
                      "rss_mb": round(rss_mb(pid), 1), "pods": per_node.get(name, 0)}
               for name, pid in pids.items()}
     values = list(latencies.values())
+    stamped = list(from_timestamp.values())
     return {"p50_s": round(percentile(values, 50), 3), "p90_s": round(percentile(values, 90), 3),
             "p99_s": round(percentile(values, 99), 3), "max_s": round(max(values), 3),
+            "from_creation_timestamp": {"p50_s": round(percentile(stamped, 50), 3),
+                                        "p99_s": round(percentile(stamped, 99), 3)},
             "pods": pods, "per_node": per_node, "agents": agents,
             "cpu_s_during_startup": startup_cpu,
             "stages_p50_s": {k: round(percentile(v, 50), 3) for k, v in stages.items() if v},
@@ -211,11 +236,17 @@ def main(argv: list[str] | None = None) -> int:
         targets.append({"name": f"{name} idle RSS (≤100 MB)", "value": a["rss_mb"],
                         "met": a["rss_mb"] <= IDLE_RSS_TARGET_MB})
     print(f"\npod startup, {result['pods']} pods on {args.nodes} nodes ({result['per_node']})")
-    print(f"  p50 {result['p50_s']:.3f}s  p90 {result['p90_s']:.3f}s  p99 {result['p99_s']:.3f}s"
-          f"  max {result['max_s']:.3f}s")
-    print(f"  stages (from creation), p50: {result['stages_p50_s']}; "
+    stamped = result["from_creation_timestamp"]
+    print(f"  from the create call: p50 {result['p50_s']:.3f}s  p90 {result['p90_s']:.3f}s  "
+          f"p99 {result['p99_s']:.3f}s  max {result['max_s']:.3f}s")
+    print(f"  from the whole-second creationTimestamp: p50 {stamped['p50_s']:.3f}s  "
+          f"p99 {stamped['p99_s']:.3f}s")
+    print(f"  stages (from the create call), p50: {result['stages_p50_s']}; "
           f"p99: {result['stages_p99_s']}")
-    print(f"  CPU seconds while the pods started: {result['cpu_s_during_startup']}")
+    cpu = result["cpu_s_during_startup"]
+    print(f"  CPU seconds while the pods started: {cpu} (of {os.cpu_count()} cores x wall_s)")
+    print(f"  the runtime and the kernel alone took {cpu['runtime and kernel']:.2f} CPU-s: "
+          f"{cpu['runtime and kernel'] / (os.cpu_count() or 1):.2f} s of every core")
     print(f"  p99 / SLO 5 s = {result['p99_s'] / SLO_P99_S:.2f}; "
           f"p99 / target 2 s = {result['p99_s'] / TARGET_P99_S:.2f}")
     for name, a in result["agents"].items():
