@@ -38,7 +38,6 @@ server; the results go to ``bench/results/api-<timestamp>.json``. Run
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import dataclasses
 import os
@@ -206,7 +205,7 @@ def measure_process(address: str, pid: int, members: list[int], cfg: BenchConfig
                     backend: str, details: dict[str, Any]) -> dict[str, float]:
     """Every metric of the server process ``pid`` at ``address``, RSS included."""
     idle = rss_kib(pid) / 1024
-    metrics = asyncio.run(measure(address, CpuMeter(pid, members), cfg, backend, details))
+    metrics = store_bench.run(measure(address, CpuMeter(pid, members), cfg, backend, details))
     return metrics | {"rss_idle_mib": idle, "rss_mib": rss_kib(pid) / 1024}
 
 

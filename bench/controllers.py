@@ -33,6 +33,7 @@ from bench.api import running_apiserver
 from bench.api_phases import BenchConfig as ApiBenchConfig
 from bench.api_phases import cpu_seconds
 from bench.store import leader_endpoint, log, running_cluster, write_report
+from bench.store import run as bench_run
 from navarch.v1 import apps_pb2, core_pb2
 from tests.api.harness import NavarchProcess
 from tests.store.cluster import REPO
@@ -159,7 +160,7 @@ def bench(nodes: int, replicas: int, workdir: Path) -> dict[str, Any]:
                 for j, p in enumerate(cluster.procs):
                     if p is not None:
                         pids[f"store-{j}"] = p.pid
-                result = asyncio.run(measure(api.address, nodes, replicas, pids))
+                result = bench_run(measure(api.address, nodes, replicas, pids))
             finally:
                 for proc in procs.values():
                     proc.stop()

@@ -36,6 +36,7 @@ from typing import Any
 import navarch
 from bench.api_phases import cpu_seconds, machine_seconds
 from bench.store import log, percentile, write_report
+from bench.store import run as bench_run
 from deploy import nodeenv
 from deploy.images import push_all
 from deploy.nodeenv import NetworkPlan
@@ -218,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
             image = next(r for r in refs if "/navarch/busybox:" in r)
             log("starting the cluster")
             cluster.start()
-            result = asyncio.run(measure(cluster, image, args.pods, args.idle_seconds))
+            result = bench_run(measure(cluster, image, args.pods, args.idle_seconds))
         finally:
             cluster.destroy()
             nodeenv.stop_registry(PLAN, work / "registry")

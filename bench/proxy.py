@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.store import log, percentile, write_report
+from bench.store import run as bench_run
 from deploy.nodeenv import NetworkPlan
 from tests.store.cluster import REPO
 
@@ -319,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
                 log("starting a store, an API server, a node with navarch proxy, endpoints")
                 bed.start()
                 bed.start_proxy()
-                report["latency"] = asyncio.run(
+                report["latency"] = bench_run(
                     programming_latency(bed, args.background, args.changes))
                 log("connection latency: 1 service, then 10k more")
                 report["connection"] = connection_latency(bed, max(SIZES), args.connections)

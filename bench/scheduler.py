@@ -42,6 +42,7 @@ from bench.api import running_apiserver
 from bench.api_phases import BenchConfig as ApiBenchConfig
 from bench.api_phases import cpu_seconds
 from bench.store import leader_endpoint, log, running_cluster, write_report
+from bench.store import run as bench_run
 from navarch.v1 import core_pb2
 from tests.api.harness import NavarchProcess
 from tests.store.cluster import REPO
@@ -190,7 +191,7 @@ def bench_workload(w: Workload, workdir: Path) -> dict[str, Any]:
         with running_apiserver(cluster, i, workdir / "apiserver", ApiBenchConfig()) as api:
             assert api.proc is not None
             pids = [api.proc.pid] + [p.pid for p in cluster.procs if p is not None]
-            return asyncio.run(measure(api.address, w, workdir / "scheduler", pids))
+            return bench_run(measure(api.address, w, workdir / "scheduler", pids))
 
 
 def render(results: list[dict[str, Any]]) -> str:

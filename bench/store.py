@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import dataclasses
 import json
@@ -33,15 +34,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aetcd
 
 from bench import grpc_floor
 from tests.store.cluster import BACKENDS, REPO, StoreCluster, free_ports, wait_for
+
+T = TypeVar("T")
 
 RESULTS_DIR = REPO / "bench" / "results"
 REFERENCE = "etcd"
@@ -208,6 +211,17 @@ def wait_converged(cluster: StoreCluster, timeout: float = 120.0) -> int:
 
 
 # -- the timed phases ----------------------------------------------------------------------
+
+
+_RUNNER = asyncio.Runner()
+atexit.register(_RUNNER.close)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` on the one event loop every benchmark of this process uses. grpc.aio
+    stays bound to the loop it first ran on: after a second ``asyncio.run`` its poller
+    posts completions to the closed first loop ("Event loop is closed")."""
+    return _RUNNER.run(coro)
 
 
 def client_for(endpoint: str) -> aetcd.Client:
@@ -377,7 +391,7 @@ def bench_backend(backend: str, cfg: BenchConfig, workdir: Path) -> dict[str, An
     with running_cluster(backend, workdir / "workload", cfg) as cluster:
         i, leader = leader_endpoint(cluster)
         log(f"{backend}: clients connect to the leader, {leader}")
-        metrics = asyncio.run(measure_workload(cluster.endpoints[i], cfg, backend, details))
+        metrics = run(measure_workload(cluster.endpoints[i], cfg, backend, details))
         leader_after = cluster.leader_index()
         if leader_after != i:
             log(f"{backend}: WARNING leadership moved during the run "
@@ -386,7 +400,7 @@ def bench_backend(backend: str, cfg: BenchConfig, workdir: Path) -> dict[str, An
         j, rss_leader = leader_endpoint(cluster)
         idle = member_rss_mib(cluster)
         log(f"{backend}: loading {cfg.keys} keys through the leader, {rss_leader}")
-        metrics["load_ops"] = asyncio.run(load_keys(cluster.endpoints[j], cfg))
+        metrics["load_ops"] = run(load_keys(cluster.endpoints[j], cfg))
         revision = wait_converged(cluster)
         rss = member_rss_mib(cluster)
         log(f"{backend}: revision {revision} on every member; RSS "
@@ -432,7 +446,7 @@ def _floor_server(cfg: BenchConfig, server: str) -> dict[str, float]:
 
         log(f"python grpc floor ({server}): puts and gets, "
             f"{cfg.concurrency} in flight, against a do-nothing server")
-        return asyncio.run(measure())
+        return run(measure())
     finally:
         proc.terminate()
         proc.wait(timeout=10)
