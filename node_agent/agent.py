@@ -40,6 +40,7 @@ from .config import AgentConfig
 from .cri import CriClient
 from .env import service_env
 from .node import NodeReporter
+from .podmetrics import PodMetricsPublisher
 from .probes import ProbeManager, cri_exec
 from .volumes import VolumeManager
 from .worker import PodSyncer
@@ -79,6 +80,8 @@ class Agent:
         self.syncer = PodSyncer(client, cri_client, cfg, self.volumes, self.probes,
                                 self.recorder, self._services_env, _host_resolv())
         self._relist_seen: dict[str, tuple[int, str]] = {}  # container id -> (state, uid)
+        self.metrics = PodMetricsPublisher(client, cri_client, self.pods_by_uid.values,
+                                           cfg.pod_metrics_interval)
         self.synced = asyncio.Event()
         self._adopting: set[str] = set()  # uids found at start, not yet synced once
 
@@ -90,6 +93,7 @@ class Agent:
 
     def _on_pod_deleted(self, pod: core_pb2.Pod) -> None:
         self.pods_by_uid.pop(pod.metadata.uid, None)
+        self.metrics.forget(pod)
         self.queue.add(pod.metadata.uid)
 
     def _services_env(self, namespace: str, enable_links: bool) -> list[tuple[str, str]]:
@@ -210,6 +214,8 @@ class Agent:
                   asyncio.create_task(self._relist_loop(), name="agent-relist")]
         tasks += [asyncio.create_task(self._worker(), name=f"agent-pods-{i}")
                   for i in range(self.cfg.workers)]
+        if self.cfg.pod_metrics_interval > 0:
+            tasks.append(asyncio.create_task(self.metrics.run(), name="agent-pod-metrics"))
         log.info("agent running", node=self.cfg.node_name, pods=len(self.pods_by_uid))
         try:
             await asyncio.gather(*tasks)

@@ -46,6 +46,7 @@ class AgentConfig:
     resync_interval: float = 60.0  # every pod is synced at least this often (kubelet: 1m)
     workers: int = 8  # pods synced at once
     metrics_listen: str = ""
+    pod_metrics_interval: float = 15.0  # PodMetrics for the HPA (0: none)
 
     @property
     def listen_port(self) -> int:
@@ -80,6 +81,9 @@ class AgentConfig:
                 raise ConfigError(f"{flag}: {exc}") from None
         if args.max_pods <= 0:
             raise ConfigError(f"--max-pods: must be more than 0, got {args.max_pods}")
+        if not 0 <= args.pod_metrics_interval < float("inf"):
+            raise ConfigError("--pod-metrics-interval: seconds, 0 (none) or more, got "
+                              f"{args.pod_metrics_interval}")
         dns = tuple(s for s in args.cluster_dns.split(",") if s)
         for server in dns:
             try:
@@ -101,7 +105,7 @@ class AgentConfig:
             heartbeat_interval=args.heartbeat_interval,
             status_interval=args.status_interval, relist_interval=args.relist_interval,
             resync_interval=args.resync_interval, workers=args.workers,
-            metrics_listen=args.metrics_listen)
+            metrics_listen=args.metrics_listen, pod_metrics_interval=args.pod_metrics_interval)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -140,3 +144,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="every pod is synced at least this often")
     p.add_argument("--workers", type=int, default=8, help="pods synced at once")
     p.add_argument("--metrics-listen", default="", help="Prometheus metrics, HOST:PORT")
+    p.add_argument("--pod-metrics-interval", type=float, default=15.0,
+                   help="seconds between PodMetrics (metrics.k8s.io) of the running pods, "
+                        "which the HorizontalPodAutoscaler reads; 0: none")

@@ -34,8 +34,8 @@ from .cri import CriClient
 if TYPE_CHECKING:
     from .execstream import Dial
 
-__all__ = ["CpuSample", "CpuWindow", "NodeAgentService", "Refusal", "add_to_server",
-           "choose_container", "next_cpu_window"]
+__all__ = ["CpuRates", "CpuSample", "CpuWindow", "NodeAgentService", "Refusal",
+           "add_to_server", "choose_container", "next_cpu_window"]
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -106,6 +106,32 @@ def next_cpu_window(prev: CpuWindow | None, sample: CpuSample,
     return CpuWindow(sample, used * 1_000_000_000 // elapsed)
 
 
+class CpuRates:
+    """Each container's CPU rate from CRI's stats: CRI's own when it gives one, else the
+    rate between our samples (:func:`next_cpu_window`)."""
+
+    def __init__(self) -> None:
+        self._windows: dict[str, CpuWindow] = {}
+
+    def observe(self, stats: Iterable[api_pb2.ContainerStats]) -> None:
+        for s in stats:
+            sample = CpuSample(s.cpu.timestamp, s.cpu.usage_core_nano_seconds.value)
+            self._windows[s.attributes.id] = next_cpu_window(
+                self._windows.get(s.attributes.id), sample)
+
+    def nano_cores(self, s: api_pb2.ContainerStats) -> int | None:
+        """Billionths of a core, or None while no rate is known yet."""
+        if s.cpu.usage_nano_cores.value:
+            return s.cpu.usage_nano_cores.value
+        window = self._windows.get(s.attributes.id)
+        return window.nano_cores if window is not None else None
+
+    def keep_only(self, ids: set[str]) -> None:
+        """Forget the containers not in ``ids`` (gone from a full listing)."""
+        for cid in set(self._windows) - ids:
+            del self._windows[cid]
+
+
 class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
     """Serves ContainerLogs, Exec and Stats for the pods of one node.
 
@@ -121,7 +147,7 @@ class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
         #: how interactive exec reaches containerd's streaming server (host, port) ->
         #: (reader, writer); None: asyncio.open_connection (tests enter the node's netns)
         self.dial = dial
-        self._cpu: dict[str, CpuWindow] = {}
+        self._cpu = CpuRates()
 
     # --- finding containers -------------------------------------------------------------
 
@@ -283,26 +309,17 @@ class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
                     and (not request.pod or labels.get(cri.POD_NAME) == request.pod))
         return [s for s in await self.cri.list_container_stats() if wanted(s)]
 
-    def _observe(self, stats: list[api_pb2.ContainerStats]) -> None:
-        for s in stats:
-            sample = CpuSample(s.cpu.timestamp, s.cpu.usage_core_nano_seconds.value)
-            self._cpu[s.attributes.id] = next_cpu_window(self._cpu.get(s.attributes.id),
-                                                         sample)
-
     async def Stats(self, request: node_pb2.StatsRequest, context: Context
                     ) -> node_pb2.StatsResponse:
         """Per pod and container: CPU (CRI's rate, else ours) and memory working set."""
         stats = await self._sample(request)
-        self._observe(stats)
-        if any(self._cpu[s.attributes.id].nano_cores is None and
-               not s.cpu.usage_nano_cores.value for s in stats):
+        self._cpu.observe(stats)
+        if any(self._cpu.nano_cores(s) is None for s in stats):
             await asyncio.sleep(FIRST_SAMPLE_WAIT)  # a rate needs two samples
             stats = await self._sample(request)
-            self._observe(stats)
+            self._cpu.observe(stats)
         if not request.namespace and not request.pod:  # a full listing: forget the gone
-            listed = {s.attributes.id for s in stats}
-            for cid in set(self._cpu) - listed:
-                del self._cpu[cid]
+            self._cpu.keep_only({s.attributes.id for s in stats})
         pods: dict[tuple[str, str], node_pb2.PodUsage] = {}
         for s in stats:
             labels = s.attributes.labels
@@ -311,8 +328,7 @@ class NodeAgentService(node_pb2_grpc.NodeAgentServicer):
             if pod is None:
                 pod = pods[key] = node_pb2.PodUsage(namespace=key[0], name=key[1],
                                                     node=self.node_name)
-            window = self._cpu.get(s.attributes.id)
-            nano = s.cpu.usage_nano_cores.value or (window.nano_cores if window else 0) or 0
+            nano = self._cpu.nano_cores(s) or 0
             pod.containers.add(name=labels.get(cri.CONTAINER_NAME, s.attributes.metadata.name),
                                cpu_nano_cores=max(0, nano),
                                memory_working_set_bytes=s.memory.working_set_bytes.value)

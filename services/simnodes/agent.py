@@ -30,6 +30,7 @@ import structlog
 from navarch._clock import Clock, RealClock
 from navarch._errors import AlreadyExists, ApiError, Conflict, NotFound
 from navarch._informer import Informer, object_key
+from navarch._podmetrics import PodMetricsWriter, pod_metrics_supported
 from navarch._workqueue import QueueShutDown, WorkQueue
 from navarch.v1 import coordination_pb2, core_pb2, meta_pb2
 
@@ -92,7 +93,7 @@ class SimNodes:
             on_update=lambda _old, new: self._on_node(new), on_delete=self._on_node_deleted)
         self.registered = asyncio.Event()
         self.stats = {"status_writes": 0, "deletes": 0, "lease_renewals": 0, "errors": 0}
-        self.metrics_versions: dict[str, str] = {}  # pod key -> its PodMetrics' version
+        self.metrics = PodMetricsWriter(self.client)
         self._warned: set[str] = set()
 
     # --- registration ---------------------------------------------------------------
@@ -251,7 +252,7 @@ class SimNodes:
     def _on_pod_deleted(self, pod: core_pb2.Pod) -> None:
         key = object_key(pod)
         self.seen.pop(key, None)
-        self.metrics_versions.pop(key, None)
+        self.metrics.forget(pod)
 
     def _behaviour(self, key: str, pod: core_pb2.Pod) -> Behaviour:
         behaviour = parse_behaviour(pod.metadata.annotations)
@@ -336,15 +337,6 @@ class SimNodes:
 
     # --- metrics --------------------------------------------------------------------
 
-    async def _metrics_supported(self) -> bool:
-        """Whether both this SDK and the API server know PodMetrics."""
-        try:
-            self.client.resource("podmetrics", "default")
-            resources = await self.client.api_resources()
-        except (ApiError, LookupError, AttributeError):
-            return False
-        return any(r.name == "podmetrics" for r in resources)
-
     async def publish_metrics(self) -> None:
         """Create or update the PodMetrics of every running pod of our nodes, once."""
         window = self.cfg.pod_metrics_interval
@@ -356,33 +348,13 @@ class SimNodes:
 
         async def one(pod: core_pb2.Pod) -> None:
             async with sem:
-                metrics = pod_metrics(pod, now, window)
-                metrics.metadata.owner_references.append(
-                    _owner("Pod", "v1", pod.metadata.name, pod.metadata.uid))
-                resource = self.client.resource("podmetrics", pod.metadata.namespace)
-                key = object_key(pod)
-                try:
-                    version = self.metrics_versions.get(key)
-                    if version is None:
-                        try:
-                            written = await resource.create(metrics)
-                        except AlreadyExists:
-                            version = (await resource.get(pod.metadata.name)
-                                       ).metadata.resource_version
-                    if version is not None:
-                        metrics.metadata.resource_version = version
-                        written = await resource.update(metrics)
-                    self.metrics_versions[key] = written.metadata.resource_version
-                except ApiError as exc:
-                    self.metrics_versions.pop(key, None)
+                if not await self.metrics.write(pod, pod_metrics(pod, now, window)):
                     self.stats["errors"] += 1
-                    log.debug("pod metrics write failed", pod=object_key(pod),
-                              error=exc.message)
 
         await asyncio.gather(*(one(p) for p in running))
 
     async def _metrics_loop(self) -> None:
-        if not await self._metrics_supported():
+        if not await pod_metrics_supported(self.client):
             log.info("the API server has no PodMetrics; --pod-metrics skipped")
             return
         while True:

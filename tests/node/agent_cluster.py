@@ -99,6 +99,7 @@ class AgentCluster:
     nodes: list[NodeEnv] = field(default_factory=list)
     agents: dict[str, AgentProcess] = field(default_factory=dict)
     network: bool = False  # a proxy on every node, the cluster DNS on node-1
+    agent_args: tuple[str, ...] = ()  # more flags for every agent
     proxies: dict[str, ProxyProcess] = field(default_factory=dict)
     dns: DnsProcess | None = None
 
@@ -165,7 +166,8 @@ class AgentCluster:
 
     def start_agent(self, node: NodeEnv) -> AgentProcess:
         extra = ("--cluster-dns", localnodes.DNS_SERVICE_IP) if self.network else ()
-        agent = AgentProcess(self.workdir / "agents", node, self.api_address, *extra)
+        agent = AgentProcess(self.workdir / "agents", node, self.api_address, *extra,
+                             *self.agent_args)
         self.agents[node.name] = agent
         try:
             agent.start(60)

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 import navarch
+from navarch._quantity import parse_quantity
 from tests.api.util import eventually, obj
 from tests.node.agent_cluster import AgentCluster
 from tests.store.cluster import REPO
@@ -39,9 +40,11 @@ pytestmark = [
 def cluster(node_plan: Any, registry: dict[str, str],
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgentCluster]:
     netns_before = set(os.listdir("/var/run/netns")) if os.path.isdir("/var/run/netns") else set()
-    c = AgentCluster(node_plan, tmp_path_factory.mktemp("agents"))
+    c = AgentCluster(node_plan, tmp_path_factory.mktemp("agents"),
+                     agent_args=("--pod-metrics-interval", "2"))
     try:
-        c.start("--node-monitor-grace-period", "6")
+        c.start("--node-monitor-grace-period", "6",
+                "--horizontal-pod-autoscaler-sync-period", "2")
         yield c
     finally:
         c.destroy()
@@ -402,3 +405,47 @@ async def test_a_host_port_reaches_the_pod_from_another_node(
     answer = cluster.in_node("node-2", "busybox", "wget", "-qO-",
                              f"http://{node_ip}:30080/")
     assert answer.stdout == "navarch web v1\n", answer.stderr
+
+
+async def test_pod_metrics_from_real_containers_drive_a_horizontal_pod_autoscaler(
+        client: navarch.Client, ns: str, registry: dict[str, str]) -> None:
+    labels = {"app": "burner"}
+    await client.deployments(ns).create(obj({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "burner", "namespace": ns},
+        "spec": {"replicas": 1, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": {
+                     "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": registry["busybox"],
+                                     # its limit, 200m, ten times its request
+                                     "command": ["sh", "-c", "while true; do :; done"],
+                                     "resources": {"requests": {"cpu": "20m"},
+                                                   "limits": {"cpu": "200m"}}}]}}}}))
+
+    async def measured() -> Any:
+        items = (await client.resource("podmetrics", ns).list()).items
+        return items[0] if items else None
+    metrics = await eventually(measured, 60, "the pod's PodMetrics")
+    (usage,) = metrics.containers
+    assert usage.name == "c"
+    assert parse_quantity(usage.usage["cpu"]).milli_value() > 50, usage
+    assert parse_quantity(usage.usage["memory"]).value() > 0, usage
+    pods = (await client.pods(ns).list()).items
+    assert [p.metadata.uid for p in pods] == [metrics.metadata.owner_references[0].uid]
+
+    await client.horizontalpodautoscalers(ns).create(obj({
+        "apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
+        "metadata": {"name": "burner", "namespace": ns},
+        "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                    "name": "burner"},
+                 "minReplicas": 1, "maxReplicas": 3,
+                 "metrics": [{"type": "Resource", "resource": {
+                     "name": "cpu", "target": {"type": "Utilization",
+                                               "averageUtilization": 50}}}]}}))
+
+    async def scaled() -> Any:
+        d = await client.deployments(ns).get("burner")
+        return d if d.spec.replicas == 3 else None
+    await eventually(scaled, 90, "the autoscaler to scale the Deployment to its maximum")
+    await client.horizontalpodautoscalers(ns).delete("burner")
+    await client.deployments(ns).delete("burner")  # stop burning CPU for the next tests
