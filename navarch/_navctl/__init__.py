@@ -199,6 +199,14 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _files_flags(p)
     _dry_run_flag(p)
     add_expose_arguments(p)
+    from navarch._navctl.autoscale import add_autoscale_arguments, run_autoscale
+
+    p = _command(sub, "autoscale", run_autoscale, "Create a HorizontalPodAutoscaler for a "
+                                                  "Deployment, ReplicaSet or StatefulSet")
+    p.add_argument("targets", nargs="*", metavar="TYPE NAME | TYPE/NAME")
+    _files_flags(p)
+    _dry_run_flag(p)
+    add_autoscale_arguments(p)
     from navarch._navctl.rollout import run_rollout, run_set_image
 
     p = _command(sub, "rollout", run_rollout, "Manage a rollout: status, history, undo, "

@@ -33,8 +33,9 @@ from navarch._navctl.targets import object_dict, parse_targets
 from navarch._navctl.values import Obj, dig, items
 
 __all__ = [
-    "ExposeOptions", "add_expose_arguments", "check_exposable", "exposed_ports",
-    "parse_label_spec", "pod_selector", "port_protocols", "run_expose", "service_for",
+    "ExposeOptions", "Target", "add_expose_arguments", "check_exposable", "exposed_ports",
+    "parse_label_spec", "pod_selector", "port_protocols", "print_made", "run_expose",
+    "service_for", "targets_of",
 ]
 
 # kubectl's list: pod, service, replicationcontroller, deployment, replicaset (Navarch
@@ -267,8 +268,9 @@ def exposed_message(name: str, dry_run: str) -> str:
 # --- command -------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Target:
-    """An object to expose: named (to be fetched) or read from a manifest (``obj``)."""
+class Target:
+    """An object a command acts on: named (to be fetched) or read from a manifest
+    (``obj``)."""
 
     kind: Kind
     namespace: str
@@ -276,7 +278,8 @@ class _Target:
     obj: Obj | None = None
 
 
-def _targets(ctx: Context, args: argparse.Namespace) -> list[_Target]:
+def targets_of(ctx: Context, args: argparse.Namespace, verb: str) -> list[Target]:
+    """The objects ``TYPE NAME``, ``TYPE/NAME`` or ``-f FILE`` name (kubectl's rules)."""
     if args.filename:
         if args.targets:
             raise NavctlError("when paths, URLs, or stdin is provided as input, you may not "
@@ -285,13 +288,13 @@ def _targets(ctx: Context, args: argparse.Namespace) -> list[_Target]:
             manifests = read_manifests(args.filename, args.recursive)
         except NavctlError as exc:
             if str(exc) == "no objects passed to apply":
-                raise NavctlError("no objects passed to expose") from exc
+                raise NavctlError(f"no objects passed to {verb}") from exc
             raise
         found = []
         for manifest in manifests:
             kind = kind_of_message(manifest.object)
             doc = object_dict(kind, manifest.object)
-            found.append(_Target(kind, manifest_namespace(kind, manifest.object, ctx),
+            found.append(Target(kind, manifest_namespace(kind, manifest.object, ctx),
                                  str(dig(doc, "metadata.name", "")), doc))
         return found
     if not args.targets:
@@ -299,11 +302,11 @@ def _targets(ctx: Context, args: argparse.Namespace) -> list[_Target]:
     selection = parse_targets(args.targets)
     if not selection.named:
         raise NavctlError("resource(s) were provided, but no name was specified")
-    return [_Target(kind, ctx.namespace, name)
+    return [Target(kind, ctx.namespace, name)
             for kind, names in selection.groups for name in names]
 
 
-async def _expose_one(ctx: Context, target: _Target, options: ExposeOptions,
+async def _expose_one(ctx: Context, target: Target, options: ExposeOptions,
                       dry_run: str) -> Obj:
     """The Service made for ``target``: as the server stored it (or would, for a server
     dry run), or as built (client dry run)."""
@@ -325,26 +328,28 @@ async def _expose_one(ctx: Context, target: _Target, options: ExposeOptions,
     return object_dict(services, created)
 
 
-def _print(ctx: Context, service: Obj, output: str | None, dry_run: str) -> None:
-    name = str(dig(service, "metadata.name", ""))
+def print_made(ctx: Context, kind: Kind, obj: Obj, output: str | None, message: str) -> None:
+    """An object a command made, as ``-o yaml|json|name`` asks, else ``message``."""
     if output == "yaml":
-        ctx.print(to_yaml(service).rstrip("\n"))
+        ctx.print(to_yaml(obj).rstrip("\n"))
     elif output == "json":
-        ctx.print(to_json(service))
+        ctx.print(to_json(obj))
     elif output == "name":
-        ctx.print(object_ref(resource("services"), name))
+        ctx.print(object_ref(kind, str(dig(obj, "metadata.name", ""))))
     else:
-        ctx.print(exposed_message(name, dry_run))
+        ctx.print(message)
 
 
 async def run_expose(ctx: Context, args: argparse.Namespace) -> None:
     """``navctl expose``: one Service per object named; an object that cannot be exposed
     is reported and the others still are."""
     options = options_from_args(args)
-    for target in _targets(ctx, args):
+    for target in targets_of(ctx, args, "expose"):
         try:
             service = await _expose_one(ctx, target, options, args.dry_run)
         except (ApiError, NavctlError, _codec.FieldError) as exc:
             ctx.fail(error_message(exc, ctx.address))
             continue
-        _print(ctx, service, args.output, args.dry_run)
+        name = str(dig(service, "metadata.name", ""))
+        print_made(ctx, resource("services"), service, args.output,
+                   exposed_message(name, args.dry_run))
