@@ -23,11 +23,11 @@ from aetcd.rpc import kv_pb2, rpc_pb2
 from sortedcontainers import SortedList
 
 from raftstore import _errors as err
+from raftstore import _snapshot as snapshot
 from raftstore._commands import Op, decode
 
 MAX_TXN_OPS = 128
 MAX_LEASE_TTL = 9_000_000_000
-SNAPSHOT_FORMAT = 1
 
 
 class Rec:
@@ -403,7 +403,8 @@ class MVCCStore:
             if keep_from >= len(hist):
                 dead.append(key)
             elif keep_from > 0:
-                del hist[:keep_from]
+                # a new list, never a cut: a snapshot being encoded holds the old one
+                self._hist[key] = hist[keep_from:]
         for key in dead:
             del self._hist[key]
             self._keys.remove(key)
@@ -504,45 +505,55 @@ class MVCCStore:
     }
 
     # ------------------------------------------------------------------ snapshots
-    def snapshot_state(self) -> tuple[object, ...]:
-        """The whole state as plain builtins (for pickling). Shares immutable records' data."""
-        in_changes = {id(c.rec) for c in self._changes}
-        base = sorted(
-            (r.as_tuple() for hist in self._hist.values() for r in hist
-             if id(r) not in in_changes),
-            key=lambda t: t[2],
-        )
-        changes = [c.rec.as_tuple() for c in self._changes]
-        leases = [(lease.id, lease.ttl) for lease in self.leases.values()]
-        members = [(m.id, m.name, m.peer_urls, m.client_urls) for m in self.members.values()]
-        return (SNAPSHOT_FORMAT, self.revision, self.compact_revision, self.cluster_id,
-                base, changes, leases, members)
+    def snapshot_parts(self, records_per_part: int = 2048) -> Iterator[bytes]:
+        """The state as it is now, as msgpack-encoded parts to concatenate (see
+        ``restore_state``). The state is captured before this returns; the parts are
+        encoded as they are drawn, ``records_per_part`` records at a time, and writes may
+        be applied between draws: they are not in the snapshot.
 
-    def restore_state(self, state: tuple[object, ...]) -> None:
-        """Replace the whole state with one produced by ``snapshot_state``."""
-        fmt, rev, compact, cluster_id, base, changes, leases, members = state
-        if fmt != SNAPSHOT_FORMAT:
-            raise ValueError(f"snapshot format {fmt} is not {SNAPSHOT_FORMAT}")
+        That holds because a history list only ever grows at its end with later revisions
+        (or shrinks there, when a failed txn is rolled back), and compaction replaces the
+        lists it shortens instead of cutting them (``compact``)."""
+        head = snapshot.Head(
+            self.revision, self.compact_revision, self.cluster_id,
+            [(lease.id, lease.ttl) for lease in self.leases.values()],
+            [(m.id, m.name, m.peer_urls, m.client_urls) for m in self.members.values()])
+        return snapshot.encode(head, list(self._hist.values()), list(self._changes),
+                               records_per_part)
+
+    def snapshot_bytes(self) -> bytes:
+        """The whole snapshot at once (``snapshot_parts`` joined)."""
+        return b"".join(self.snapshot_parts())
+
+    def restore_state(self, data: bytes) -> None:
+        """Replace the whole state with a snapshot's (``snapshot_parts`` joined).
+        Raises ValueError, TypeError or msgpack's errors if it does not decode, and then
+        the state is unusable: the caller must not go on with it."""
+        head, parts = snapshot.read(data)
         self._reset()
-        self.revision, self.compact_revision, self.cluster_id = rev, compact, cluster_id  # type: ignore[assignment]
-        for lid, ttl in leases:  # type: ignore[attr-defined]
+        self.revision, self.compact_revision, self.cluster_id = (
+            head.revision, head.compact_revision, head.cluster_id)
+        for lid, ttl in head.leases:
             self.leases[lid] = Lease(lid, ttl)
         hist = self._hist
-        for t in base:  # type: ignore[attr-defined]
-            rec = Rec(*t)
-            hist.setdefault(rec.key, []).append(rec)
-        for t in changes:  # type: ignore[attr-defined]
-            rec = Rec(*t)
-            h = hist.setdefault(rec.key, [])
-            prev = h[-1] if h and not h[-1].tombstone else None
-            h.append(rec)
-            self._changes.append(Change(rec, prev))
+        for kind, records in parts:
+            if kind == snapshot.BASE:
+                for t in records:
+                    rec = Rec(*t)
+                    hist.setdefault(rec.key, []).append(rec)
+                continue
+            for t in records:
+                rec = Rec(*t)
+                h = hist.setdefault(rec.key, [])
+                prev = h[-1] if h and not h[-1].tombstone else None
+                h.append(rec)
+                self._changes.append(Change(rec, prev))
         self._keys = SortedList(hist.keys())
         for key, h in hist.items():
             last = h[-1]
             if not last.tombstone and last.lease and last.lease in self.leases:
                 self.leases[last.lease].keys.add(key)
-        for mid, name, peers, clients in members:  # type: ignore[attr-defined]
+        for mid, name, peers, clients in head.members:
             self.members[mid] = Member(mid, name, tuple(peers), tuple(clients))
 
 

@@ -68,6 +68,7 @@ from raftstore.raft.types import ClusterConfig, Entry, EntryKind, HardState, Sna
 log = structlog.get_logger("raftstore.raft.storage")
 
 SEGMENT_BYTES = 64 * 1024 * 1024  # rotate the WAL when the current segment reaches this
+SNAPSHOT_FLUSH_BYTES = 1024 * 1024  # a snapshot file is flushed to disk this much at a time
 MAX_RECORD_BYTES = 256 * 1024 * 1024  # the largest record save() writes or replay accepts
 
 _ENTRY, _HARDSTATE, _SNAPSHOT, _SEGMENT = 1, 2, 3, 4
@@ -329,11 +330,17 @@ class RaftStorage:
                         self._start_segment(self._seq + 1,
                                             _checkpoint_records(self._seq + 1, target))
                         self._log = target
-                        self._delete_segments_before(self._seq)
-                        self._prune_snapshots()
+                        seq = self._seq
             finally:
                 if not published:
                     tmp.unlink(missing_ok=True)
+            # Garbage from here on (recovery starts at the checkpoint segment): deleting
+            # it does not hold up ``save``, which unlinking and two directory fsyncs did.
+            with self._fail_on_error():
+                self._delete_segments_before(seq)
+                with self._lock:
+                    doomed = self._doomed_snapshots()
+                _delete_snapshots(self._snap, doomed)
 
     def _compaction_needed(self, snapshot: Snapshot) -> bool:
         """Whether ``compact(snapshot)`` has work to do (False: at or below the current
@@ -431,24 +438,25 @@ class RaftStorage:
         self._fd, self._seq, self._seg_size = fd, seq, len(content)
 
     def _delete_segments_before(self, seq: int) -> None:
-        """Delete, oldest first, the segments before ``seq`` (a checkpoint segment)."""
+        """Delete, oldest first, the segments before ``seq`` (a checkpoint segment).
+        Needs no lock: only ``compact`` starts checkpoint segments, one at a time."""
         old = sorted(s for s, _ in _list_segments(self._wal) if s < seq)
         for s in old:
-            os.unlink(self._wal / _segment_name(s))
+            (self._wal / _segment_name(s)).unlink(missing_ok=True)
         if old:
             _fsync_dir(self._wal)
 
-    def _prune_snapshots(self) -> None:
-        """Keep the snapshot in use and the newest one before it; delete the rest."""
+    def _doomed_snapshots(self) -> list[tuple[int, int]]:
+        """The snapshots to delete: all but the one in use and the newest one before it.
+        Call with the lock held."""
         base = (self._log.base_index, self._log.base_term)
         found = _list_snapshots(self._snap)
         older = [k for k in found if k[0] < base[0]]
         keep = {base, max(older)} if older else {base}
-        doomed = [k for k in found if k not in keep]
-        for index, term in doomed:
-            os.unlink(self._snap / _snapshot_name(index, term))
-        if doomed:
-            _fsync_dir(self._snap)
+        return [k for k in found if k not in keep]
+
+    def _prune_snapshots(self) -> None:
+        _delete_snapshots(self._snap, self._doomed_snapshots())
 
     # -- recovery ---------------------------------------------------------------------
 
@@ -668,8 +676,15 @@ def _write_snapshot_file(snap_dir: Path, snapshot: Snapshot, tag: str) -> Path:
     tmp = path.with_name(f"{path.name}.{tag}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        for part in (head, snapshot.data, digest.digest()):
-            _write_all(fd, part)
+        _write_all(fd, head)
+        data = memoryview(snapshot.data)
+        # Flushed a slice at a time: on ext4 (data=ordered) an fdatasync of the WAL can
+        # wait for other files' dirty blocks, and one flush of a whole snapshot at the end
+        # held up the writes being acknowledged meanwhile (measured: 60 ms at 8 MB).
+        for off in range(0, len(data), SNAPSHOT_FLUSH_BYTES):
+            _write_all(fd, data[off:off + SNAPSHOT_FLUSH_BYTES])
+            os.fdatasync(fd)
+        _write_all(fd, digest.digest())
         os.fsync(fd)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -747,10 +762,19 @@ def _remove_tmp_files(directory: Path) -> None:
         _fsync_dir(directory)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def _write_all(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _delete_snapshots(snap_dir: Path, doomed: list[tuple[int, int]]) -> None:
+    """Unlink these snapshots (one may already be gone: ``save`` and ``compact`` both
+    prune), then make that durable."""
+    for index, term in doomed:
+        (snap_dir / _snapshot_name(index, term)).unlink(missing_ok=True)
+    if doomed:
+        _fsync_dir(snap_dir)
 
 
 def _fsync_dir(path: Path) -> None:

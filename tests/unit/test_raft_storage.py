@@ -666,7 +666,7 @@ def test_crash_after_snapshot_rename_before_new_segment(
     s.close()
 
 
-@pytest.mark.parametrize("step", ["_delete_segments_before", "_prune_snapshots"])
+@pytest.mark.parametrize("step", ["_delete_segments_before", "_doomed_snapshots"])
 def test_crash_after_new_segment_before_cleanup(
         d: Path, monkeypatch: pytest.MonkeyPatch, step: str) -> None:
     s = RaftStorage.open(d, segment_bytes=1024)
