@@ -18,6 +18,8 @@ import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+from navarch import _gcpolicy as gcpolicy
+
 T = TypeVar("T")
 
 ENV = "NAVARCH_EVENT_LOOP"
@@ -34,14 +36,27 @@ def loop_kind() -> str:
 
 def run(main: Coroutine[Any, Any, T], *, allow_uvloop: bool = True) -> T:
     """``asyncio.run(main)`` on the loop :func:`loop_kind` names (asyncio's own when
-    ``allow_uvloop`` is false)."""
+    ``allow_uvloop`` is false), with the garbage collection policy of ``_gcpolicy``
+    unless $NAVARCH_GC_FREEZE turns it off."""
     try:
         kind = loop_kind()
+        freeze = gcpolicy.enabled()
     except SystemExit:
         main.close()  # never started: no "was never awaited" warning
         raise
+    if freeze:
+        main = _with_gc_policy(main)
     if kind == "uvloop" and allow_uvloop:
         import uvloop
 
         return uvloop.run(main)
     return asyncio.run(main)
+
+
+async def _with_gc_policy(main: Coroutine[Any, Any, T]) -> T:
+    policy = gcpolicy.FreezeSurvivors()
+    policy.start()
+    try:
+        return await main
+    finally:
+        policy.stop()

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import gc
 import hashlib
 import itertools
 import os
@@ -388,7 +387,6 @@ class RaftNode:
             self._snapshotting = False
         if not self._stopping:
             self.core.compact(meta.index)
-        _freeze_long_lived()
         log.info("snapshot taken", index=meta.index)
 
     def _save_snapshot(self, meta: SnapshotMeta, encoded: list[bytes]) -> None:
@@ -405,7 +403,6 @@ class RaftNode:
         now = time.monotonic()
         self.lease_deadlines = {lid: now + lease.ttl for lid, lease in self.store.leases.items()}
         self._on_restored()
-        _freeze_long_lived()
 
     # ------------------------------------------------------------------ proposing
     async def propose(self, op: Op, msg: Message) -> Applied:
@@ -550,15 +547,3 @@ def _must_sync(rd: Ready, synced: HardState | None) -> bool:
     MustSync)."""
     return bool(rd.entries) or rd.snapshot is not None or _term_or_vote_changed(rd, synced)
 
-
-def _freeze_long_lived() -> None:
-    """Take every object alive now out of the garbage collector's full collections.
-
-    The store's records, history lists and changes live until compaction and form no
-    cycles (refcounting frees them), yet each full collection walked all of them: a
-    pause of 50 ms and more at 20k keys, growing with the store, that stalled every
-    request. Called after a snapshot (every ``--snapshot-count`` entries) and a restore,
-    so later full collections walk only what the store gained since. The cost: a
-    cyclic object alive now that dies later is never freed; in a member those are few
-    (requests in flight), and this runs once per snapshot."""
-    gc.freeze()
