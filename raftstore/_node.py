@@ -350,7 +350,8 @@ class RaftNode:
     # ------------------------------------------------------------------ snapshots
     def _maybe_snapshot(self) -> None:
         log_ = self.core.log
-        if self._snapshotting or log_.applied - log_.snap_index < self.config.snapshot_count:
+        if self._snapshotting or log_.applied < snapshot_due(
+                log_.snap_index, self.config.snapshot_count, self._snapshot_slot()):
             return
         if self._snapshot_not_before and time.monotonic() < self._snapshot_not_before:
             return
@@ -361,6 +362,11 @@ class RaftNode:
         self._snapshotting = True
         self._snapshot_task = self.loop.create_task(
             self._take_snapshot(SnapshotMeta(index, term, self.core.config), parts))
+
+    def _snapshot_slot(self) -> tuple[int, int]:
+        """(this member's place among the voters, how many there are): see snapshot_due."""
+        ids = sorted(self.core.config.ids | {self.member_id})
+        return ids.index(self.member_id), len(ids)
 
     async def _take_snapshot(self, meta: SnapshotMeta, parts: Iterator[bytes]) -> None:
         """Encode the captured state on the loop a slice at a time, so that requests are
@@ -547,3 +553,14 @@ def _must_sync(rd: Ready, synced: HardState | None) -> bool:
     MustSync)."""
     return bool(rd.entries) or rd.snapshot is not None or _term_or_vote_changed(rd, synced)
 
+
+def snapshot_due(snap_index: int, count: int, slot: tuple[int, int]) -> int:
+    """The applied index at which a member whose last snapshot is at ``snap_index`` takes
+    the next one: about ``count`` entries later (between half and one and a half times
+    ``count``), at an index congruent to its own phase modulo ``count``. The phases of
+    the ``n`` voters are ``count / n`` apart, so that members do not all encode a
+    snapshot at once: on a small machine their CPU bursts would add up."""
+    place, n = slot
+    phase = place * count // max(n, 1)
+    earliest = snap_index + count // 2
+    return earliest + (phase - earliest) % count

@@ -18,6 +18,7 @@ What the tests hold the store to:
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -435,18 +436,50 @@ class Progress:
                             f"within {within}s")
 
 
+class Allowance:
+    """How many more operations the clients may start: the nemesis grants some for each
+    phase, so that the history stays small enough to check however fast the store is,
+    and no phase finds the clients done before it (a fixed number per client did, once
+    the store got faster than the kills and restarts)."""
+
+    def __init__(self) -> None:
+        self._left = 0
+        self._closed = False
+        self._changed = asyncio.Condition()
+
+    async def grant(self, n: int) -> None:
+        async with self._changed:
+            self._left += n
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        async with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    async def take(self) -> bool:
+        """Wait for one operation's allowance; False once closed."""
+        async with self._changed:
+            await self._changed.wait_for(lambda: self._left > 0 or self._closed)
+            if self._closed:
+                return False
+            self._left -= 1
+            return True
+
+
 async def workload_client(client: int, api: EtcdApi, keys: list[bytes], rng: random.Random,
                           history: list[Operation], progress: Progress, stop: asyncio.Event,
-                          max_ops: int) -> None:
-    """Random linearizable reads, puts and compare-and-swaps on ``keys``, one at a time.
+                          allowance: Allowance) -> None:
+    """Random linearizable reads, puts and compare-and-swaps on ``keys``, one at a time,
+    as long as ``allowance`` lets it.
 
     Records each as an Operation: a write that failed in any way has an unknown outcome
     (it may have been applied); a failed read is dropped (it changed nothing). After a
     failure the client waits for its member to be up with a leader again.
     """
     seen: dict[bytes, tuple[bytes | None, int]] = {}  # the client's last view of each key
-    for n in range(max_ops):
-        if stop.is_set():
+    for n in itertools.count():
+        if stop.is_set() or not await allowance.take():
             return
         key = rng.choice(keys)
         value = b"c%d-%d" % (client, n)
@@ -487,11 +520,15 @@ async def test_concurrent_workload_under_crashes_is_linearizable(
         fresh_store: StoreCluster, prefix: bytes,
         record_property: Callable[[str, object], None]) -> None:
     cluster = fresh_store
-    clients, max_ops = 5, 5000
+    clients = 5
+    # operations the clients may start before each kill, while the victim is down, and
+    # after the last restart: at most 4 * (600 + 450) + 600 = 4800 in all
+    before_kill, while_down, at_end = 600, 450, 600
     keys = [prefix + b"k%d" % k for k in range(3)]
     rng = random.Random(20240611)
     history: list[Operation] = []
     progress = Progress()
+    allowance = Allowance()
     stop = asyncio.Event()
     victims = ["leader", "follower", "leader", "leader"]
     started = time.monotonic()
@@ -501,18 +538,22 @@ async def test_concurrent_workload_under_crashes_is_linearizable(
         async with asyncio.timeout(50), member_apis(pinned_to) as pinned:
             workers = [asyncio.create_task(workload_client(
                 c, pinned[c], keys, random.Random(rng.random()), history, progress, stop,
-                max_ops // clients)) for c in range(clients)]
+                allowance)) for c in range(clients)]
             try:
                 for victim in victims:
+                    await allowance.grant(before_kill)
                     await progress.more(100, 15.0, f"operations before killing the {victim}")
                     leader = await in_thread(cluster.wait_leader, 15.0)
                     target = leader if victim == "leader" else (leader + rng.randint(1, 2)) % 3
                     await in_thread(cluster.kill, target)
+                    await allowance.grant(while_down)
                     await progress.more(80, 15.0, f"operations with the {victim} down")
                     await in_thread(cluster.restart_member, target)
+                await allowance.grant(at_end)
                 await progress.more(100, 15.0, "operations after the last restart")
             finally:
                 stop.set()
+                await allowance.close()
                 await asyncio.gather(*workers)
         fig["workload_s"] = time.monotonic() - started
         fig["operations"] = len(history)
