@@ -525,7 +525,7 @@ class MVCCStore:
         """The whole snapshot at once (``snapshot_parts`` joined)."""
         return b"".join(self.snapshot_parts())
 
-    def restore_state(self, data: bytes) -> None:
+    def restore_state(self, data: bytes | bytearray) -> None:
         """Replace the whole state with a snapshot's (``snapshot_parts`` joined).
         Raises ValueError, TypeError or msgpack's errors if it does not decode, and then
         the state is unusable: the caller must not go on with it."""

@@ -374,11 +374,11 @@ class RaftNode:
         more at 20k keys); then write it on the snapshot thread, while the storage thread
         goes on saving entries. Compacts the in-memory log once the file is durable."""
         try:
-            encoded: list[bytes] = []
+            encoded = bytearray()  # one copy of the snapshot, not its parts and their join
             clock = time.perf_counter
             until = clock() + SNAPSHOT_SLICE
             for part in parts:
-                encoded.append(part)
+                encoded += part
                 if clock() >= until:
                     await asyncio.sleep(0)
                     if self._stopping:
@@ -395,8 +395,8 @@ class RaftNode:
             self.core.compact(meta.index)
         log.info("snapshot taken", index=meta.index)
 
-    def _save_snapshot(self, meta: SnapshotMeta, encoded: list[bytes]) -> None:
-        self.storage.compact(Snapshot(meta, b"".join(encoded)))
+    def _save_snapshot(self, meta: SnapshotMeta, encoded: bytearray) -> None:
+        self.storage.compact(Snapshot(meta, encoded))
 
     def _snapshot_for_follower(self) -> Snapshot | None:
         return self.storage.latest_snapshot()  # read from disk: sending one is rare

@@ -71,7 +71,7 @@ def encode(head: Head, hists: list[list[Rec]], changes: list[Change],
     yield pack((END, count + len(changes)))
 
 
-def read(data: bytes) -> tuple[Head, Iterator[tuple[int, tuple[Record, ...]]]]:
+def read(data: bytes | bytearray) -> tuple[Head, Iterator[tuple[int, tuple[Record, ...]]]]:
     """The head, and the parts as (BASE or CHANGES, records), checked as they are read:
     ValueError (or msgpack's and TypeError for garbage) if the data is not a whole
     snapshot of a format this code knows."""

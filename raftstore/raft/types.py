@@ -85,7 +85,7 @@ class Snapshot:
     """A state machine snapshot: metadata plus the opaque state (application bytes)."""
 
     meta: SnapshotMeta
-    data: bytes
+    data: bytes | bytearray  # a bytearray only as the member hands it to storage
 
 
 class MsgType(enum.IntEnum):
