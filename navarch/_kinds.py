@@ -61,6 +61,18 @@ class Kind:
         return f"{self.group}/{self.version}" if self.group else self.version
 
     @property
+    def group_resource(self) -> str:
+        """``deployments.apps``, or ``pods`` for the core group: the resource as
+        Kubernetes names it in errors."""
+        return f"{self.resource}.{self.group}" if self.group else self.resource
+
+    @property
+    def group_kind(self) -> str:
+        """``Deployment.apps``, or ``Pod`` for the core group: the kind as Kubernetes
+        names it in errors."""
+        return f"{self.kind}.{self.group}" if self.group else self.kind
+
+    @property
     def singular(self) -> str:
         """The lower-case kind, e.g. ``deployment``."""
         return self.kind.lower()

@@ -180,7 +180,7 @@ class FakeResource:
         obj = self.c.objects.get(self._key(name))
         if obj is None:
             raise NotFound(grpc.StatusCode.NOT_FOUND,
-                           f'{self.kind.resource} "{name}" not found')
+                           f'{self.kind.group_resource} "{name}" not found')
         return obj
 
     def _record(self, verb: str, name: str, sub: str = "", obj: Message | None = None) -> None:
@@ -200,7 +200,7 @@ class FakeResource:
         self._record("create", meta.name, obj=new)
         if self._key(meta.name, meta.namespace) in self.c.objects:
             raise AlreadyExists(grpc.StatusCode.ALREADY_EXISTS,
-                                f'{self.kind.resource} "{meta.name}" already exists')
+                                f'{self.kind.group_resource} "{meta.name}" already exists')
         meta.uid = str(uuid.uuid4())
         meta.creation_timestamp.FromSeconds(int(self.c.now))
         if hasattr(new, "spec"):
@@ -246,7 +246,7 @@ class FakeResource:
         if obj.metadata.resource_version and (
                 obj.metadata.resource_version != current.metadata.resource_version):
             raise Conflict(grpc.StatusCode.ABORTED,
-                           f'Operation cannot be fulfilled on {self.kind.resource} "{name}": '
+                           f'Operation cannot be fulfilled on {self.kind.group_resource} "{name}": '
                            "the object has been modified")
         new = _copy(current)
         if subresource == "status":

@@ -46,7 +46,8 @@ def _invalid(error: ApiError) -> str | None:
     match = _INVALID.match(error.message)
     if match is None or not error.violations:
         return None
-    prefix = f'The {match["kind"]} "{match["name"]}" is invalid: '
+    kind = match["kind"].split(".", 1)[0]  # kubectl names the kind without its group
+    prefix = f'The {kind} "{match["name"]}" is invalid: '
     problems = [f"{v.field}: {v.description}" if v.field else v.description
                 for v in error.violations]
     if len(problems) == 1:

@@ -129,7 +129,7 @@ class Resources:
     async def _read(self, kind: Kind, key: bytes, name: str) -> tuple[KeyValue, Obj]:
         kv = await self.store.get(key)
         if kv is None:
-            raise not_found(kind.resource, name)
+            raise not_found(kind.group_resource, name)
         return kv, objects.decode(kind, kv.value, kv.mod_revision)
 
     def _cached_read(self, kind: Kind, key: bytes, pinned: str = ""
@@ -154,7 +154,7 @@ class Resources:
 
     def _validated(self, st: Strategy, obj: Obj, problems: builtins.list[FieldViolation]) -> None:
         if problems:
-            raise invalid_object(st.kind.kind, obj.metadata.name, problems)
+            raise invalid_object(st.kind.group_kind, obj.metadata.name, problems)
 
     async def _check_namespace_open(self, kind: Kind, namespace: str) -> None:
         if not kind.namespaced:
@@ -215,7 +215,7 @@ class Resources:
                 attempt.metadata.resource_version = str(result.revision)
                 return attempt
             if await self.store.get(key) is not None:
-                raise already_exists(kind.resource, meta.name)
+                raise already_exists(kind.group_resource, meta.name)
             await self._explain_allocation_conflict(st, attempt, plan)
         raise _too_contended(kind, meta.name)
 
@@ -225,7 +225,7 @@ class Resources:
         so that the caller picks again."""
         taken = await self.allocator.taken_requests(plan)
         if taken:
-            raise invalid_object(st.kind.kind, obj.metadata.name, taken)
+            raise invalid_object(st.kind.group_kind, obj.metadata.name, taken)
 
     # --- get / list / watch -------------------------------------------------------------
 
@@ -341,7 +341,7 @@ class Resources:
         meta = incoming.metadata
         ns = self._namespace(kind, namespace, meta.namespace)
         if not meta.name:
-            raise invalid_object(kind.kind, "", [required("metadata.name")])
+            raise invalid_object(kind.group_kind, "", [required("metadata.name")])
         key = objects.object_key(kind, ns, meta.name)
         pinned = meta.resource_version
         objects.parse_resource_version(pinned, "metadata.resourceVersion")
@@ -350,7 +350,7 @@ class Resources:
                       if attempt == 0 and not dry_run else None)
             kv, old = cached or await self._read(kind, key, meta.name)
             if pinned and pinned != str(kv.mod_revision):
-                raise conflict(kind.resource, meta.name)
+                raise conflict(kind.group_resource, meta.name)
             new = type(incoming)()
             new.CopyFrom(incoming)
             new.metadata.namespace = ns
@@ -359,7 +359,7 @@ class Resources:
                                                 from_cache=cached is not None)
             except _Retry:
                 if pinned and cached is None:
-                    raise conflict(kind.resource, meta.name) from None
+                    raise conflict(kind.group_resource, meta.name) from None
             except ApiError:
                 if cached is None:
                     raise  # judged against the store's copy: final
@@ -459,7 +459,7 @@ class Resources:
         for _ in range(_MAX_RETRIES):
             kv, old = await self._read(kind, key, name)
             if pinned and pinned != str(kv.mod_revision):
-                raise conflict(kind.resource, name)
+                raise conflict(kind.group_resource, name)
             new = type(old)()
             new.CopyFrom(old)
             new.spec.replicas = obj.spec.replicas
@@ -467,7 +467,7 @@ class Resources:
                 stored = await self._write_update(kind, key, kv, old, new, "", dry_run)
             except _Retry:
                 if pinned:
-                    raise conflict(kind.resource, name) from None
+                    raise conflict(kind.group_resource, name) from None
                 continue
             return conversion.scale_of(stored)
         raise _too_contended(kind, name)
@@ -498,19 +498,19 @@ class Resources:
                     raise
             doc = apply(_codec.to_dict(conversion.from_storage(old, version)))
             new = conversion.to_storage(kind, _decode_patched(doc, version.message,
-                                                              kind.kind, name))
+                                                              kind.group_kind, name))
             new_meta = new.metadata
             if new_meta.name != name:
-                raise invalid_object(kind.kind, name, [invalid(
+                raise invalid_object(kind.group_kind, name, [invalid(
                     "metadata.name", new_meta.name, "field is immutable")])
             pinned = new_meta.resource_version != str(kv.mod_revision)
             if pinned:
-                raise conflict(kind.resource, name)
+                raise conflict(kind.group_resource, name)
             try:
                 return await self._write_update(kind, key, kv, old, new, subresource, dry_run)
             except _Retry:
                 if _pins_version(patch):
-                    raise conflict(kind.resource, name) from None
+                    raise conflict(kind.group_resource, name) from None
         raise _too_contended(kind, name)
 
     # --- delete -------------------------------------------------------------------------
@@ -532,11 +532,11 @@ class Resources:
             kv, old = await self._read(kind, key, name)
             meta = old.metadata
             if precondition_uid and precondition_uid != meta.uid:
-                raise conflict(kind.resource, name, f"Precondition failed: UID in "
+                raise conflict(kind.group_resource, name, f"Precondition failed: UID in "
                                f"precondition: {precondition_uid}, UID in object meta: {meta.uid}")
             want_version = precondition_resource_version
             if want_version and want_version != str(kv.mod_revision):
-                raise conflict(kind.resource, name, "Precondition failed: ResourceVersion in "
+                raise conflict(kind.group_resource, name, "Precondition failed: ResourceVersion in "
                                f"precondition: {precondition_resource_version}, ResourceVersion "
                                f"in object meta: {kv.mod_revision}")
             new = type(old)()
@@ -559,7 +559,7 @@ class Resources:
                 return await self._mark_deleted(kind, key, kv, old, new, grace)
             except _Retry:
                 if precondition_resource_version:
-                    raise conflict(kind.resource, name) from None
+                    raise conflict(kind.group_resource, name) from None
         raise _too_contended(kind, name)
 
     async def _mark_deleted(self, kind: Kind, key: bytes, kv: KeyValue, old: Obj,

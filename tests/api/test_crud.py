@@ -32,6 +32,22 @@ async def test_get_missing_is_not_found(client: navarch.Client, ns: str) -> None
         await client.pods(ns).get("nope")
 
 
+async def test_errors_name_a_grouped_resource_with_its_group(client: navarch.Client,
+                                                            ns: str) -> None:
+    """As Kubernetes: ``deployments.apps "x" not found``, ``Deployment.apps "x" is
+    invalid``; the core group has no suffix (above)."""
+    deployments = client.deployments(ns)
+    with pytest.raises(navarch.NotFound, match=r'^deployments\.apps "nope" not found$'):
+        await deployments.get("nope")
+    made = await deployments.create(deployment("web", ns))
+    with pytest.raises(navarch.AlreadyExists,
+                       match=r'^deployments\.apps "web" already exists$'):
+        await deployments.create(deployment("web", ns))
+    made.spec.replicas = -1
+    with pytest.raises(navarch.Invalid, match=r'^Deployment\.apps "web" is invalid: '):
+        await deployments.update(made)
+
+
 async def test_create_in_missing_namespace_is_not_found(client: navarch.Client) -> None:
     with pytest.raises(navarch.NotFound, match='namespaces "no-such-ns" not found'):
         await client.configmaps("no-such-ns").create(configmap("c", "no-such-ns"))

@@ -104,7 +104,7 @@ async def test_dry_runs_store_nothing(apiserver: ApiServerProcess, client: navar
 
 @pytest.mark.parametrize(("args", "err"), [
     (("deploy", "nope", "--port=80"),
-     'Error from server (NotFound): deployments "nope" not found\n'),
+     'Error from server (NotFound): deployments.apps "nope" not found\n'),
     (("configmap", "cfg", "--port=80"), "error: cannot expose a ConfigMap\n"),
     (("deploy", "bare"), "error: couldn't find port via --port flag or introspection\n"),
     (("deploy", "bare", "--port=80", "--type=Sideways"), None),

@@ -640,6 +640,11 @@ def test_invalid_object_errors_list_each_field() -> None:
                                                    "or equal to 0"),), "Invalid")
     assert error_message(one) == ('The Deployment "web" is invalid: spec.replicas: Invalid '
                                   "value: -1: must be greater than or equal to 0")
+    grouped = Invalid(grpc.StatusCode.INVALID_ARGUMENT,
+                      'Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1',
+                      (FieldViolation("spec.replicas", "Invalid value: -1"),), "Invalid")
+    assert error_message(grouped) == ('The Deployment "web" is invalid: spec.replicas: '
+                                      "Invalid value: -1")
     two = Invalid(grpc.StatusCode.INVALID_ARGUMENT, 'Pod "p" is invalid: [...]',
                   (FieldViolation("metadata.name", "Invalid value: \"P\": bad"),
                    FieldViolation("spec.containers[0].image", "Required value")), "Invalid")
