@@ -220,6 +220,9 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="history: show the pod template of this revision")
     p.add_argument("-w", "--watch", type=_bool, nargs="?", const=True, default=True,
                    help="status: wait until the rollout finishes (default true)")
+    p.add_argument("--timeout", default="0s",
+                   help="status: how long to wait before giving up, e.g. 30s or 5m "
+                        "(default 0s: no limit)")
     p = _command(sub, "set", run_set_image, "Update a field of objects: set image "
                                             "TYPE/NAME CONTAINER=IMAGE...")
     p.add_argument("what", metavar="image")

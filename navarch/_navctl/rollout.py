@@ -9,6 +9,7 @@ controller then finds that ReplicaSet as the new one and gives it the next revis
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from navarch._clock import rfc3339
 from navarch._deployments import CHANGE_CAUSE, revision_of, template_without_hash
 from navarch._errors import NotFound
 from navarch._kinds import Kind
-from navarch._navctl.context import Context
+from navarch._navctl.context import Context, parse_duration
 from navarch._navctl.errors import NavctlError
 from navarch._navctl.printers import object_ref
 from navarch._navctl.targets import parse_targets
@@ -124,20 +125,29 @@ async def _get(ctx: Context, kind: Kind, name: str) -> Any:
     try:
         return await ctx.client().resource(kind, ctx.namespace).get(name)
     except NotFound:
-        raise NavctlError(f'{kind.resource}.{kind.group or ""}'.rstrip(".")
-                          + f' "{name}" not found') from None
+        raise NavctlError(f'{kind.group_resource} "{name}" not found') from None
 
 
-async def _status(ctx: Context, kind: Kind, name: str, watch: bool) -> None:
+async def _status(ctx: Context, kind: Kind, name: str, watch: bool,
+                  give_up_after: float) -> None:
+    """Print the rollout's progress until it is done (``watch``), for at most
+    ``give_up_after`` seconds (0: no limit), as ``kubectl rollout status``."""
     if kind.kind != "Deployment":
         raise NavctlError(f"no status viewer has been implemented for {kind.kind}")
-    client = ctx.client().resource(kind, ctx.namespace)
     d = await _get(ctx, kind, name)
     message, done = rollout_status_message(d)
     ctx.print(message)
     if done or not watch:
         return
-    last = message
+    try:
+        async with asyncio.timeout(give_up_after or None):
+            await _follow(ctx, kind, name, d, message)
+    except TimeoutError:
+        raise NavctlError("timed out waiting for the condition") from None
+
+
+async def _follow(ctx: Context, kind: Kind, name: str, d: Any, last: str) -> None:
+    client = ctx.client().resource(kind, ctx.namespace)
     stream = client.watch(field_selector=f"metadata.name={name}",
                           resource_version=str(d.metadata.resource_version))
     async with contextlib.aclosing(stream):
@@ -165,7 +175,7 @@ async def run_rollout(ctx: Context, args: argparse.Namespace) -> None:
     ref = object_ref(kind, name)
     action = args.action
     if action == "status":
-        await _status(ctx, kind, name, args.watch)
+        await _status(ctx, kind, name, args.watch, parse_duration(args.timeout, "--timeout"))
         return
     if action == "restart":
         if kind.kind not in _TEMPLATED:

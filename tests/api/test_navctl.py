@@ -295,6 +295,23 @@ async def test_describe_shows_sections_and_events(apiserver: ApiServerProcess,
     assert "quiet" not in by_label.out
 
 
+async def test_rollout_status_gives_up_after_its_timeout(apiserver: ApiServerProcess,
+                                                        client: navarch.Client,
+                                                        ns: str) -> None:
+    """No controller runs here, so the rollout never finishes: ``--timeout`` ends the
+    wait with kubectl's error; a bad duration is refused before anything is asked."""
+    await client.deployments(ns).create(deployment("slow", ns))
+    result = await navctl(apiserver, "-n", ns, "rollout", "status", "deployment/slow",
+                          "--timeout", "1s")
+    assert result.code == 1
+    assert result.out == "Waiting for deployment spec update to be observed...\n"
+    assert result.err == "error: timed out waiting for the condition\n"
+    bad = await navctl(apiserver, "-n", ns, "rollout", "status", "deployment/slow",
+                       "--timeout", "soon")
+    assert bad.code == 1
+    assert bad.err.startswith('error: invalid value "soon" for --timeout')
+
+
 async def test_describe_deployment_and_service(apiserver: ApiServerProcess,
                                                client: navarch.Client, ns: str) -> None:
     await client.deployments(ns).create(deployment("web", ns, replicas=2))
