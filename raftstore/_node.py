@@ -130,6 +130,7 @@ class RaftNode:
         self._snap_io = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="raft-snapshot")
         self._snapshot_task: asyncio.Task[None] | None = None
         self._snapshot_not_before = 0.0  # after a failed snapshot
+        self._snapshot_slot = (0, 1)  # set with the peers (_update_peers)
         self._synced_hs: HardState | None = None  # set from storage below
         self._lazy_hs: HardState | None = None
         self._last_leader = 0
@@ -199,10 +200,14 @@ class RaftNode:
 
     def _update_peers(self) -> None:
         """Peers we may talk to: the configuration's voters, and the members named by
-        --initial-cluster (a joiner must answer the leader before it knows the config)."""
+        --initial-cluster (a joiner must answer the leader before it knows the config).
+        Also this member's snapshot slot, which follows the voters."""
         peers = {**self._flag_peers, **dict(self.core.config.voters)}
         peers.pop(self.member_id, None)
         self.transport.set_peers(peers)
+        # (this member's place among the voters, how many there are): see snapshot_due
+        ids = sorted(self.core.config.ids | {self.member_id})
+        self._snapshot_slot = ids.index(self.member_id), len(ids)
 
     # ------------------------------------------------------------------ the Ready loop
     def _schedule(self) -> None:
@@ -351,9 +356,9 @@ class RaftNode:
     def _maybe_snapshot(self) -> None:
         log_ = self.core.log
         if self._snapshotting or log_.applied < snapshot_due(
-                log_.snap_index, self.config.snapshot_count, self._snapshot_slot()):
+                log_.snap_index, self.config.snapshot_count, self._snapshot_slot):
             return
-        if self._snapshot_not_before and time.monotonic() < self._snapshot_not_before:
+        if time.monotonic() < self._snapshot_not_before:
             return
         index = log_.applied
         term = log_.term(index)
@@ -362,11 +367,6 @@ class RaftNode:
         self._snapshotting = True
         self._snapshot_task = self.loop.create_task(
             self._take_snapshot(SnapshotMeta(index, term, self.core.config), parts))
-
-    def _snapshot_slot(self) -> tuple[int, int]:
-        """(this member's place among the voters, how many there are): see snapshot_due."""
-        ids = sorted(self.core.config.ids | {self.member_id})
-        return ids.index(self.member_id), len(ids)
 
     async def _take_snapshot(self, meta: SnapshotMeta, parts: Iterator[bytes]) -> None:
         """Encode the captured state on the loop a slice at a time, so that requests are
@@ -561,6 +561,6 @@ def snapshot_due(snap_index: int, count: int, slot: tuple[int, int]) -> int:
     the ``n`` voters are ``count / n`` apart, so that members do not all encode a
     snapshot at once: on a small machine their CPU bursts would add up."""
     place, n = slot
-    phase = place * count // max(n, 1)
+    phase = place * count // n
     earliest = snap_index + count // 2
     return earliest + (phase - earliest) % count
