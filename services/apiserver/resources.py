@@ -68,6 +68,9 @@ class ListResult:
     remaining: int | None
 
 
+_LIVE_LOOKUP_SECONDS = 30.0  # Kubernetes' forceLiveLookupTTL
+
+
 class _Retry(Exception):
     """The object moved under an unpinned write: read it again and redo the write."""
 
@@ -86,6 +89,9 @@ class Resources:
                                    capacity=watch_cache_capacity)
             for k in KINDS if k.storage
         }
+        # Namespaces this server marked for deletion, until when (monotonic) their
+        # cached copy is not trusted to say "active": see _check_namespace_open
+        self._live_namespace_lookups: dict[str, float] = {}
 
     async def start(self) -> None:
         """Fill the watch caches and make sure the system namespaces exist."""
@@ -163,6 +169,14 @@ class Resources:
         key = objects.object_key(ns_kind, "", namespace)
         cached = self.caches["namespaces"].get(key)
         ns = cached.obj if cached is not None else None
+        if ns is not None and self._live_namespace_lookups and not (
+                ns.metadata.HasField("deletion_timestamp") or ns.status.phase == "Terminating"):
+            now = time.monotonic()
+            until = self._live_namespace_lookups.get(namespace, 0.0)
+            if until > now:
+                ns = None  # marked by us a moment ago: the cache may not show it yet
+            elif until:
+                del self._live_namespace_lookups[namespace]
         if ns is None:
             kv = await self.store.get(key)
             if kv is None:
@@ -553,6 +567,15 @@ class Resources:
                 new.status.phase = "Terminating"
             if dry_run:
                 return new
+            if kind.kind == "Namespace":
+                # as Kubernetes' NamespaceLifecycle admission: after a namespace delete
+                # through this server, creates in it read the namespace from the store
+                # for a while, so that a client's next create sees the deletion
+                now = time.monotonic()
+                lookups = self._live_namespace_lookups
+                for expired in [n for n, until in lookups.items() if until <= now]:
+                    del lookups[expired]
+                lookups[name] = now + _LIVE_LOOKUP_SECONDS
             try:
                 if not pending:
                     return await self._delete_now(kind, key, kv, old, old)
