@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from fractions import Fraction
 
 from navarch._navctl.podstatus import pod_summary
 from navarch._navctl.values import (
@@ -18,11 +19,13 @@ from navarch._navctl.values import (
     dig,
     format_labels,
     format_selector,
+    go_duration,
     human_duration,
     items,
     none_if_empty,
     parse_time,
 )
+from navarch._quantity import Quantity, QuantityError, parse_quantity
 
 __all__ = [
     "Column", "Table", "access_modes", "event_last_seen", "event_sort_key",
@@ -483,6 +486,36 @@ def _hpa(hpa: Obj, now: datetime) -> list[str]:
     return [_name(hpa), f"{ref.get('kind', '')}/{ref.get('name', '')}", _hpa_targets(hpa),
             str(dig(hpa, "spec.minReplicas", "<unset>")), str(_int(hpa, "spec.maxReplicas")),
             str(_int(hpa, "status.currentReplicas")), _age(hpa, now)]
+
+
+@_table("PodMetrics", "NAME|CPU|MEMORY|WINDOW")
+def _pod_metrics(metrics: Obj, now: datetime) -> list[str]:
+    """As metrics-server's table: each resource summed over the containers."""
+    return [_name(metrics), _usage_sum(metrics, "cpu"), _usage_sum(metrics, "memory"),
+            _window(dig(metrics, "window", ""))]
+
+
+def _usage_sum(metrics: Obj, resource: str) -> str:
+    total = Quantity(Fraction(0))
+    for container in items(metrics, "containers"):
+        value = dig(container, "usage", {}).get(resource)
+        if value is None:
+            continue
+        try:
+            total = total + parse_quantity(value)
+        except QuantityError:
+            return "<invalid>"
+    return str(total)
+
+
+def _window(text: object) -> str:
+    """A window as protobuf's JSON writes a Duration ("30s", "10.500s"), as Go prints it."""
+    if not isinstance(text, str) or not text.endswith("s"):
+        return "<none>" if not text else str(text)
+    try:
+        return go_duration(float(text[:-1]))
+    except ValueError:
+        return text
 
 
 @_table("Lease", "NAME|HOLDER|AGE")

@@ -12,8 +12,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 __all__ = [
-    "Obj", "age", "dig", "format_labels", "format_selector", "human_duration", "items",
-    "none_if_empty", "parse_time", "rfc1123", "since_seconds",
+    "Obj", "age", "dig", "format_labels", "format_selector", "go_duration", "human_duration",
+    "items", "none_if_empty", "parse_time", "rfc1123", "since_seconds",
 ]
 
 Obj = dict[str, Any]
@@ -72,6 +72,34 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 8:
         return _compound(years, "y", days % 365, "d")
     return f"{years}y"
+
+
+def go_duration(seconds: float) -> str:
+    """A duration as Go's ``time.Duration.String`` writes it, which kubectl shows for
+    duration fields: ``0s``, ``750ms``, ``30s``, ``10.5s``, ``1m30s``, ``1h0m0s``."""
+    ns = round(seconds * 1e9)
+    sign, ns = ("-" if ns < 0 else ""), abs(ns)
+    if ns == 0:
+        return "0s"
+    if ns < 1_000:
+        return f"{sign}{ns}ns"
+    if ns < 1_000_000:
+        return f"{sign}{_decimal(ns, 3)}µs"
+    if ns < 1_000_000_000:
+        return f"{sign}{_decimal(ns, 6)}ms"
+    whole, fraction = divmod(ns, 1_000_000_000)
+    text = f"{_decimal((whole % 60) * 1_000_000_000 + fraction, 9)}s"
+    if whole >= 60:
+        text = f"{whole // 60 % 60}m{text}"
+    if whole >= 3600:
+        text = f"{whole // 3600}h{text}"
+    return sign + text
+
+
+def _decimal(value: int, digits: int) -> str:
+    """``value / 10**digits`` without trailing zeros: ``_decimal(1500, 3) == "1.5"``."""
+    whole, fraction = divmod(value, 10 ** digits)
+    return f"{whole}.{fraction:0{digits}d}".rstrip("0") if fraction else str(whole)
 
 
 def _compound(major: int, major_unit: str, minor: int, minor_unit: str) -> str:

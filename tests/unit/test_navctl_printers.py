@@ -28,7 +28,7 @@ from navarch._navctl.printers import (
     to_yaml,
 )
 from navarch._navctl.tabwriter import align, align_describe, align_table
-from navarch._navctl.values import format_selector, human_duration
+from navarch._navctl.values import format_selector, go_duration, human_duration
 
 NOW = datetime(2024, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -73,6 +73,15 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
 ])
 def test_human_duration(seconds: float, shown: str) -> None:
     assert human_duration(seconds) == shown
+
+
+@pytest.mark.parametrize(("seconds", "shown"), [
+    (0, "0s"), (5e-7, "500ns"), (1.5e-6, "1.5µs"), (0.75, "750ms"), (0.0105, "10.5ms"),
+    (30, "30s"), (10.5, "10.5s"), (59.999, "59.999s"), (60, "1m0s"), (90, "1m30s"),
+    (3600, "1h0m0s"), (3725.25, "1h2m5.25s"), (-1.5, "-1.5s"),
+])
+def test_go_duration(seconds: float, shown: str) -> None:
+    assert go_duration(seconds) == shown
 
 
 @pytest.mark.parametrize(("text", "seconds"), [
@@ -384,6 +393,19 @@ def test_hpa_targets() -> None:
     assert render_table(resource("hpa"), [hpa], NOW) == [
         "NAME   REFERENCE        TARGETS        MINPODS   MAXPODS   REPLICAS   AGE",
         "web    Deployment/web   cpu: 45%/80%   1         5         2          60s",
+    ]
+
+
+def test_pod_metrics_sum_the_containers() -> None:
+    """As metrics-server's table: NAME, then each resource summed, then the window."""
+    web = {"metadata": meta("web-1"), "window": "30s", "containers": [
+        {"name": "app", "usage": {"cpu": "250m", "memory": "64Mi"}},
+        {"name": "sidecar", "usage": {"cpu": "5m", "memory": "1Mi"}}]}
+    idle = {"metadata": meta("idle"), "window": "10.500s", "containers": []}
+    assert render_table(resource("podmetrics"), [web, idle], NOW) == [
+        "NAME    CPU    MEMORY   WINDOW",
+        "web-1   255m   65Mi     30s",
+        "idle    0      0        10.5s",
     ]
 
 
