@@ -12,6 +12,7 @@ The layout follows kube-proxy's nftables mode, in one table ``ip navarch``::
         numgen random mod N 0 goto ep-…  …  goto ep-…    uniform over ready endpoints
     ep-<hash>-<ns>/<name>/<proto>/<port>__<ip>/<port>
         ip saddr EP jump mark-for-masquerade       hairpin: a pod reaching itself
+        [ip saddr CLUSTER-CIDR jump mark-for-masquerade]   EP off the pod network
         [update @aff-<ep> { ip saddr }]
         meta l4proto P dnat to EP:PORT
     ext-<hash>-…                                   a NodePort's entry
@@ -213,6 +214,11 @@ def service_rules(sp: ServicePort, node_name: str, cluster_cidr: str | None) -> 
     out.chains[svc] = tuple(rules)
     for ep in sp.endpoints:
         ep_rules: list[Rule] = [(("saddr", ep.ip), ("jump", MASQ_CHAIN))]
+        if cluster_cidr and not _in_cidr(ep.ip, cluster_cidr):
+            # an endpoint off the pod network (the API server's address for the
+            # kubernetes Service, a host-network server): pod addresses are routed only
+            # between nodes, so a pod's traffic to it leaves from the node's address
+            ep_rules.append((("saddr_in_cidr", cluster_cidr), ("jump", MASQ_CHAIN)))
         if sp.affinity_timeout:
             name = affinity_set(sp, ep)
             out.affinity_sets[name] = sp.affinity_timeout * 1000
@@ -235,6 +241,15 @@ def service_rules(sp: ServicePort, node_name: str, cluster_cidr: str | None) -> 
             out.chains[ext] = ((("jump", MASQ_CHAIN),), (("goto", svc),))
         out.element(SERVICE_NODEPORTS, (proto, sp.node_port), ext)
     return out
+
+
+@lru_cache(maxsize=64)
+def _network(cidr: str) -> ipaddress.IPv4Network:
+    return ipaddress.IPv4Network(cidr, strict=False)
+
+
+def _in_cidr(ip: str, cidr: str) -> bool:
+    return ipaddress.IPv4Address(ip) in _network(cidr)
 
 
 # --- from API objects ------------------------------------------------------------------------

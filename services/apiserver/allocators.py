@@ -130,8 +130,14 @@ class ServiceAllocator:
         plan.deletes += [Delete(_ip_key(ip)) for ip in sorted(before - {spec.cluster_ip})]
 
     def _pick_ip(self) -> str:
+        """A random address, neither the network's nor the broadcast one. As Kubernetes'
+        static subrange: when the range is large enough, automatic picks stay out of its
+        first min(max(16, size/16), 256) addresses, kept for addresses asked for by name
+        (the first one is the ``kubernetes`` Service's)."""
         size = self.network.num_addresses
-        offset = self.rng.randrange(1, size - 1)  # neither the network nor the broadcast
+        band = min(max(16, size // 16), 256)
+        low = band if size - 2 - band >= band else 1
+        offset = self.rng.randrange(low, size - 1)
         return str(self.network.network_address + offset)
 
     def _check_ip(self, value: str) -> FieldViolation | None:

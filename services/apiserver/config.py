@@ -26,6 +26,26 @@ class ApiServerConfig:
     compaction_interval: float = 300.0
     metrics_listen: str = ""
     watch_cache_size: int = 10_000
+    advertise_address: str = ""
+    endpoint_reconciler_type: str = "lease"
+
+    def advertised(self) -> tuple[str, int] | None:
+        """(IP, port) this server publishes in the ``kubernetes`` Service's Endpoints:
+        ``--advertise-address`` with the port of its ``--listen`` entry (else the first
+        entry's); without the flag, the first ``--listen`` host that is an IP neither
+        loopback nor unspecified. None when there is none (loopback cannot be published)."""
+        listens = [host_port("--listen", a) for a in self.listen.split(",")]
+        if self.advertise_address:
+            ports = [port for host, port in listens if _bare(host) == self.advertise_address]
+            return self.advertise_address, (ports or [listens[0][1]])[0]
+        for host, port in listens:
+            try:
+                ip = ipaddress.ip_address(_bare(host))
+            except ValueError:
+                continue
+            if not (ip.is_loopback or ip.is_unspecified):
+                return str(ip), port
+        return None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> ApiServerConfig:
@@ -48,9 +68,30 @@ class ApiServerConfig:
             host_port("--metrics-listen", args.metrics_listen)
         if args.watch_cache_size < 1:
             raise ConfigError("--watch-cache-size: must be at least 1")
+        advertise = args.advertise_address.strip()
+        if advertise:
+            try:
+                ip = ipaddress.ip_address(advertise)
+            except ValueError:
+                raise ConfigError(f"--advertise-address: expected an IP address, got "
+                                  f"{advertise!r}") from None
+            if ip.is_loopback or ip.is_unspecified:
+                raise ConfigError(f"--advertise-address: {advertise} cannot be reached from "
+                                  "pods: give an address that is neither loopback nor "
+                                  "unspecified")
+            advertise = str(ip)
+        if args.endpoint_reconciler_type not in ("lease", "none"):
+            raise ConfigError("--endpoint-reconciler-type: expected lease or none, got "
+                              f"{args.endpoint_reconciler_type!r}")
         return cls(endpoints, args.listen, args.service_cluster_ip_range,
                    (int(low), int(high)), args.watch_bookmark_interval,
-                   args.compaction_interval, args.metrics_listen, args.watch_cache_size)
+                   args.compaction_interval, args.metrics_listen, args.watch_cache_size,
+                   advertise, args.endpoint_reconciler_type)
+
+
+def _bare(host: str) -> str:
+    """``host`` without the brackets of an IPv6 literal."""
+    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
 def host_port(flag: str, value: str) -> tuple[str, int]:
@@ -81,3 +122,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="recent changes kept per resource for watches to resume from")
     p.add_argument("--metrics-listen", default="",
                    help="HOST:PORT to serve Prometheus metrics on (off when empty)")
+    p.add_argument("--advertise-address", default="",
+                   help="IP address published in the default/kubernetes Service's "
+                   "Endpoints, for pods to reach this server (default: the first --listen "
+                   "address that is not loopback)")
+    p.add_argument("--endpoint-reconciler-type", default="lease",
+                   help="lease: API servers keep default/kubernetes's Endpoints to the live "
+                   "ones, each renewing a Lease in kube-system; none: leave them alone")

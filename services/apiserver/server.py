@@ -17,6 +17,7 @@ from navarch.v1 import node_pb2_grpc
 from .compactor import Compactor
 from .config import ApiServerConfig, host_port
 from .grpc_api import DISCOVERY_SERVICE, RESOURCES_SERVICE, ApiService
+from .kubernetes_service import KubernetesService, first_service_ip
 from .podproxy import PODS_SERVICE, PodProxy
 from .resources import Resources
 from .storage import EtcdStore
@@ -57,10 +58,17 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         host, port = host_port("--metrics-listen", config.metrics_listen)
         start_http_server(port, addr=host)
     await resources.start()
+    kubernetes_service = KubernetesService(
+        resources, service_ip=first_service_ip(config.service_cluster_ip_range),
+        port=host_port("--listen", config.listen.split(",")[0])[1],
+        advertised=config.advertised(),
+        reconcile_endpoints=config.endpoint_reconciler_type == "lease")
+    await kubernetes_service.reconcile()
     await server.start()
     for name in ("", RESOURCES_SERVICE, DISCOVERY_SERVICE, PODS_SERVICE):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     compactor = asyncio.create_task(Compactor(store, config.compaction_interval).run())
+    reconciler = asyncio.create_task(kubernetes_service.run())
     log.info("apiserver serving", listen=config.listen, store=",".join(config.store_endpoints))
     if ready is not None:
         ready.set()
@@ -69,9 +77,11 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
     finally:
         log.info("apiserver stopping")
         await health_servicer.enter_graceful_shutdown()
-        compactor.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await compactor
+        for task in (compactor, reconciler):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await kubernetes_service.stop()
         await resources.stop()
         await server.stop(grace=2.0)
         await pod_proxy.close()

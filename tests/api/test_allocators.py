@@ -28,6 +28,16 @@ async def test_cluster_ips_are_allocated_in_range_and_distinct(client: navarch.C
         assert list(s.spec.cluster_ips) == [ip]
 
 
+async def test_the_kubernetes_service_has_the_first_address(client: navarch.Client) -> None:
+    """Made by the API server before it serves, as Kubernetes' bootstrap does; this
+    server listens on loopback only, so it publishes no endpoint."""
+    svc = await client.services("default").get("kubernetes")
+    assert svc.spec.cluster_ip == str(SERVICE_RANGE.network_address + 1)
+    assert [(p.name, p.port) for p in svc.spec.ports] == [("https", 443)]
+    endpoints = await client.endpoints("default").get("kubernetes")
+    assert [a.ip for s in endpoints.subsets for a in s.addresses] == []
+
+
 async def test_requested_cluster_ip(client: navarch.Client, ns: str) -> None:
     svcs = client.services(ns)
     fixed = await svcs.create(service("dns", ns, clusterIP="10.96.200.10"))

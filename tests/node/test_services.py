@@ -162,6 +162,19 @@ async def test_tutorial_nodeport_clusterip_dns_and_scaling(
     env = await navctl(cluster, "-n", ns, "exec", "shell", "--", "env")
     assert f"HELLO_SERVICE_HOST={svc.spec.cluster_ip}" in env
     assert "HELLO_SERVICE_PORT=8080" in env
+    # the API server's own Service, default/kubernetes: in every pod's environment, in
+    # the DNS, and routed to the API server's advertised address
+    api = await client.services("default").get("kubernetes")
+    assert "KUBERNETES_SERVICE_HOST=10.96.0.1" in env and api.spec.cluster_ip == "10.96.0.1"
+    assert "KUBERNETES_SERVICE_PORT=443" in env
+    assert "10.96.0.1" in await in_shell("nslookup kubernetes.default.svc.cluster.local")
+    host, port = cluster.api_address.rsplit(":", 1)
+    await until(lambda: client.endpoints("default").get("kubernetes"),
+                lambda ep: [(a.ip, p.port) for s in ep.subsets for a in s.addresses
+                            for p in s.ports] == [(host, int(port))], 30,
+                "the API server in the kubernetes Endpoints")
+    connect = await in_shell("nc -w 3 10.96.0.1 443 -e true && echo connected")
+    assert connect.strip() == "connected", connect
     other = next(p for p in pods if p.spec.node_name != shell.spec.node_name)
     got = await in_shell(f"wget -q -O- http://{other.status.pod_ip}:8080/cgi-bin/hostname")
     assert got.strip() == other.metadata.name

@@ -156,6 +156,24 @@ def test_traffic_from_outside_the_cluster_cidr_is_masqueraded_once_for_all() -> 
     assert base_chains(None) == BASE_CHAINS  # no CIDR: nothing is masqueraded for it
 
 
+def test_pods_reaching_an_endpoint_off_the_pod_network_are_masqueraded() -> None:
+    """The kubernetes Service's endpoint is the API server's address, outside the
+    cluster CIDR: pods' packets to it leave from the node's address. Endpoints inside the
+    CIDR keep the pod's source (only the hairpin rule)."""
+    api = Endpoint("172.30.0.1", 6443)
+    port = sp(endpoints=(A, api), port=443, cluster_ip="10.96.0.1")
+    rules = service_rules(port, "n1", CIDR)
+    hairpin = (("jump", "mark-for-masquerade"),)
+    assert rules.chains[endpoint_chain(port, api)] == (
+        (("saddr", "172.30.0.1"), *hairpin),
+        (("saddr_in_cidr", CIDR), *hairpin),
+        (("dnat", "tcp", "172.30.0.1", 6443),))
+    assert rules.chains[endpoint_chain(port, A)] == (
+        (("saddr", A.ip), *hairpin), (("dnat", "tcp", A.ip, 8080),))
+    # without a cluster CIDR the proxy cannot tell pods apart: nothing is added
+    assert len(service_rules(port, "n1", None).chains[endpoint_chain(port, api)]) == 2
+
+
 def test_node_port_cluster_policy_masquerades() -> None:
     port = sp(endpoints=(A, B), node_port=30080)
     rules = service_rules(port, "n1", CIDR)
