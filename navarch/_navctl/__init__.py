@@ -223,6 +223,35 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--timeout", default="0s",
                    help="status: how long to wait before giving up, e.g. 30s or 5m "
                         "(default 0s: no limit)")
+    from navarch._navctl.drain import run_cordon, run_drain
+
+    for name, unschedulable in (("cordon", True), ("uncordon", False)):
+        p = _command(sub, name, run_cordon, "Mark nodes as unschedulable" if unschedulable
+                     else "Mark nodes as schedulable")
+        p.add_argument("nodes", nargs="*", metavar="NODE")
+        p.add_argument("-l", "--selector", default="", help="the nodes, by label")
+        p.set_defaults(unschedulable=unschedulable)
+        _dry_run_flag(p)
+    p = _command(sub, "drain", run_drain, "Cordon nodes, then delete their pods so that "
+                                          "their controllers recreate them elsewhere")
+    p.add_argument("nodes", nargs="*", metavar="NODE")
+    p.add_argument("-l", "--selector", default="", help="the nodes, by label")
+    p.add_argument("--pod-selector", default="", help="only the pods with these labels")
+    p.add_argument("--ignore-daemonsets", action="store_true",
+                   help="leave DaemonSet-managed pods alone instead of refusing")
+    p.add_argument("--delete-emptydir-data", "--delete-local-data", action="store_true",
+                   dest="delete_emptydir_data",
+                   help="delete pods with emptyDir volumes (their data is lost)")
+    p.add_argument("--force", action="store_true",
+                   help="also delete pods that no controller manages (they do not come back)")
+    p.add_argument("--grace-period", type=int, default=-1,
+                   help="seconds each pod gets to stop (-1: its own grace period)")
+    p.add_argument("--timeout", default="0s",
+                   help="how long to wait for the pods to go (0s: no limit)")
+    p.add_argument("--disable-eviction", action="store_true",
+                   help="delete instead of evicting (always so here: there is no "
+                   "Eviction API)")
+    _dry_run_flag(p)
     p = _command(sub, "set", run_set_image, "Update a field of objects: set image "
                                             "TYPE/NAME CONTAINER=IMAGE...")
     p.add_argument("what", metavar="image")

@@ -53,6 +53,7 @@ __all__ = ["SYSTEM_NAMESPACES", "ListResult", "Resources"]
 log = structlog.get_logger("navarch.apiserver")
 
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+IMMORTAL_NAMESPACES = frozenset(("default", "kube-system", "kube-public"))
 _MAX_RETRIES = 16
 _NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 _PROPAGATION = ("Orphan", "Background", "Foreground")
@@ -97,7 +98,16 @@ class Resources:
         """Fill the watch caches and make sure the system namespaces exist."""
         for cache in self.caches.values():
             await cache.start()
+        await self.ensure_system_namespaces()
+
+    async def ensure_system_namespaces(self) -> None:
+        """Create those of default, kube-system, kube-public and kube-node-lease that are
+        missing (Kubernetes' API server does so every minute)."""
+        cache = self.caches["namespaces"]
+        ns_kind = storage_kind("namespaces")
         for name in SYSTEM_NAMESPACES:
+            if cache.get(objects.object_key(ns_kind, "", name)) is not None:
+                continue
             ns = core_pb2.Namespace(metadata=meta_pb2.ObjectMeta(name=name))
             try:
                 await self.create("namespaces", "", ns)
@@ -540,6 +550,9 @@ class Resources:
                               'supported values: "Orphan", "Background", "Foreground"')
         if grace_period_seconds is not None and grace_period_seconds < 0:
             grace_period_seconds = 0
+        if kind.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
+            raise forbidden_request(f'namespaces "{name}" is forbidden: this namespace may '
+                                    "not be deleted")
         key = objects.object_key(kind, self._namespace(kind, namespace), name)
         st = strategy_for(kind)
         for _ in range(_MAX_RETRIES):

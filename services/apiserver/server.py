@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from collections.abc import Awaitable, Callable
 
 import grpc
 import structlog
@@ -69,6 +70,7 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     compactor = asyncio.create_task(Compactor(store, config.compaction_interval).run())
     reconciler = asyncio.create_task(kubernetes_service.run())
+    namespaces = asyncio.create_task(_every(60.0, resources.ensure_system_namespaces))
     log.info("apiserver serving", listen=config.listen, store=",".join(config.store_endpoints))
     if ready is not None:
         ready.set()
@@ -77,7 +79,7 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
     finally:
         log.info("apiserver stopping")
         await health_servicer.enter_graceful_shutdown()
-        for task in (compactor, reconciler):
+        for task in (compactor, reconciler, namespaces):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -86,6 +88,16 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         await server.stop(grace=2.0)
         await pod_proxy.close()
         await store.close()
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:
+    """Run ``job`` every ``seconds``; a failure is logged and retried next time."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await job()
+        except Exception:
+            log.exception("periodic job failed", job=getattr(job, "__name__", repr(job)))
 
 
 def run(config: ApiServerConfig) -> int:

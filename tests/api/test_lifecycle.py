@@ -110,3 +110,14 @@ async def test_terminating_namespace_refuses_new_content(client: navarch.Client)
     with pytest.raises(navarch.Forbidden, match="because it is being terminated"):
         await client.configmaps("doomed").create(configmap("after", "doomed"))
     await client.configmaps("doomed").get("before")  # emptying it is the controller's job
+
+
+@pytest.mark.parametrize("name", ["default", "kube-system", "kube-public"])
+async def test_system_namespaces_may_not_be_deleted(client: navarch.Client, name: str) -> None:
+    for dry_run in (True, False):
+        with pytest.raises(navarch.Forbidden, match=f'namespaces "{name}" is forbidden: '
+                           "this namespace may not be deleted"):
+            await client.namespaces().delete(name, dry_run=dry_run)
+    still = await client.namespaces().get(name)
+    assert not still.metadata.HasField("deletion_timestamp")
+    assert still.status.phase == "Active"
