@@ -141,15 +141,16 @@ def drain_plan(pods: Sequence[core_pb2.Pod], opts: DrainOptions,
 async def _node_names(ctx: Context, args: argparse.Namespace) -> list[str]:
     names = list(args.nodes)
     if names and args.selector:
-        raise NavctlError("error: cannot specify both a node name and a --selector option")
+        raise NavctlError("cannot specify both a node name and a --selector option")
     if args.selector:
         nodes = await ctx.client().nodes().list_all(label_selector=args.selector)
         names = [n.metadata.name for n in nodes.items]
         if not names:
             ctx.warn("No resources found")
     elif not names:
-        raise NavctlError("error: USAGE: cordon NODE [flags]\nSee 'navctl cordon -h' for help "
-                          "and examples")
+        command = getattr(args, "command", "drain")
+        raise NavctlError(f"USAGE: {command} NODE [flags]\nSee 'navctl {command} -h' for "
+                          "help and examples")
     return names
 
 

@@ -1,4 +1,4 @@
-"""``navctl get``: tables, ``-o wide|yaml|json|name``, ``--watch``."""
+"""``navctl get``: tables, ``-o wide|yaml|json|name|jsonpath=|custom-columns=``, ``--watch``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,13 @@ from navarch._navctl.apply import manifest_namespace, read_manifests
 from navarch._navctl.columns import event_sort_key
 from navarch._navctl.context import Context
 from navarch._navctl.errors import NavctlError
+from navarch._navctl.jsonpath import (
+    JsonPathError,
+    custom_column_cells,
+    evaluate,
+    parse_custom_columns,
+    parse_template,
+)
 from navarch._navctl.printers import (
     TableOptions,
     WatchTable,
@@ -21,18 +28,76 @@ from navarch._navctl.printers import (
     to_json,
     to_yaml,
 )
+from navarch._navctl.tabwriter import align_table
 from navarch._navctl.targets import Found, Selection, fetch, object_dict, parse_targets
 from navarch._navctl.values import Obj
 
 __all__ = ["add_get_arguments", "no_resources_message", "run_get"]
 
 OUTPUTS = ("wide", "yaml", "json", "name")
+TEMPLATED = ("jsonpath", "jsonpath-file", "custom-columns", "custom-columns-file")
+ALLOWED = ("custom-columns,custom-columns-file,json,jsonpath,jsonpath-file,name,wide,yaml")
+
+
+def output_format(value: str) -> str:
+    """``-o``: a plain format, or ``jsonpath=…``, ``custom-columns=…`` and their
+    ``-file=PATH`` forms (argparse type; the template is checked when it is used)."""
+    name = value.partition("=")[0]
+    if value in OUTPUTS or (name in TEMPLATED and "=" in value):
+        return value
+    if name in TEMPLATED:
+        raise argparse.ArgumentTypeError(f"{name} format specified but no template given")
+    raise argparse.ArgumentTypeError(
+        f'unable to match a printer suitable for the output format "{value}", allowed '
+        f"formats are: {ALLOWED}")
+
+
+def _template_text(output: str) -> tuple[str, str]:
+    """(format, template) of a templated ``-o``; a ``-file`` form is read."""
+    name, _, value = output.partition("=")
+    if name.endswith("-file"):
+        try:
+            with open(value, encoding="utf-8") as f:
+                value = f.read()
+        except OSError as exc:
+            raise NavctlError(f"error reading template {value}: {exc.strerror}") from None
+        name = name[:-len("-file")]
+    return name, value
+
+
+def _print_templated(ctx: Context, output: str, docs: list[Obj], document: Obj,
+                     headers: bool) -> None:
+    name, text = _template_text(output)
+    try:
+        if name == "jsonpath":
+            ctx.out.write(evaluate(parse_template(text), document))
+            ctx.out.flush()
+            return
+        columns = parse_custom_columns(text.strip() if output.startswith("custom-columns=")
+                                       else _columns_file(text))
+    except JsonPathError as exc:
+        raise NavctlError(f"error parsing {name} template: {exc}") from None
+    lines = ["\t".join(header for header, _ in columns)] if headers else []
+    lines += ["\t".join(custom_column_cells(columns, doc)) for doc in docs]
+    ctx.print(*align_table(lines))
+
+
+def _columns_file(text: str) -> str:
+    """A custom-columns file: a line of headers, a line of paths (kubectl's format)."""
+    rows = [line.split() for line in text.splitlines() if line.strip()]
+    if len(rows) != 2 or len(rows[0]) != len(rows[1]):
+        raise JsonPathError("expected a line of headers and a line of JSONPath expressions, "
+                            "as many of each")
+    return ",".join(f"{h}:{p}" for h, p in zip(rows[0], rows[1], strict=True))
 
 
 def add_get_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of ``get``."""
     parser.add_argument("targets", nargs="*", metavar="TYPE[.GROUP][/NAME] [NAME...]")
-    parser.add_argument("-o", "--output", choices=OUTPUTS, help="output format")
+    parser.add_argument("-o", "--output", type=output_format, metavar="FORMAT",
+                        help="wide, yaml, json, name, jsonpath=TEMPLATE, "
+                        "jsonpath-file=PATH, custom-columns=HEADER:PATH,… or "
+                        "custom-columns-file=PATH")
     parser.add_argument("-l", "--selector", default="", help="label selector, e.g. app=web")
     parser.add_argument("--field-selector", default="",
                         help="field selector, e.g. status.phase=Running")
@@ -78,6 +143,11 @@ def _dicts(kind: Kind, objs: Sequence[Message]) -> list[Obj]:
 
 def _print_found(ctx: Context, args: argparse.Namespace, found: Found, bare: bool) -> None:
     groups = [(kind, objs) for kind, objs in found.groups if objs]
+    if args.output and args.output.partition("=")[0] in TEMPLATED:
+        docs = [d for kind, objs in groups for d in _dicts(kind, objs)]
+        document = docs[0] if bare and len(docs) == 1 else list_document(docs)
+        _print_templated(ctx, args.output, docs, document, not args.no_headers)
+        return
     if args.output in ("yaml", "json"):
         docs = [d for kind, objs in groups for d in _dicts(kind, objs)]
         document = docs[0] if bare and len(docs) == 1 else list_document(docs)
@@ -173,6 +243,11 @@ async def _watch(ctx: Context, args: argparse.Namespace, selection: Selection,
 
 def _print_watch(ctx: Context, args: argparse.Namespace, table: WatchTable, kind: Kind,
                  objs: list[Message], events: list[str] | None) -> None:
+    if args.output and args.output.partition("=")[0] in TEMPLATED:
+        # each object on its own, as kubectl prints a watch; column headers once
+        for doc in _dicts(kind, objs):
+            _print_templated(ctx, args.output, [doc], doc, table.headers_due())
+        return
     if args.output in ("yaml", "json"):
         for index, doc in enumerate(_dicts(kind, objs)):
             if events is not None:

@@ -105,6 +105,13 @@ class WatchTable:
         self.writer = writer or table_writer(remember_widths=True)
         self._header_done = not options.headers
 
+    def headers_due(self) -> bool:
+        """Whether the header is still to be printed; it is due only once (for outputs
+        that print their own, such as custom columns)."""
+        due = not self._header_done
+        self._header_done = True
+        return due
+
     def lines(self, objects: Sequence[Obj], now: datetime,
               events: Sequence[str] | None = None) -> list[str]:
         """The lines for ``objects`` (with the header the first time). With ``events``

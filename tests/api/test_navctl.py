@@ -210,6 +210,34 @@ async def test_get_tables_and_formats(apiserver: ApiServerProcess, client: navar
     assert by_field.out == "configmap/beta\n"
 
 
+async def test_get_jsonpath_and_custom_columns(apiserver: ApiServerProcess,
+                                               client: navarch.Client, ns: str,
+                                               tmp_path: Path) -> None:
+    await client.pods(ns).create(pod("web", ns, {"app": "web", "tier": "front"}))
+    await client.pods(ns).create(pod("db", ns, {"app": "db"}, image="localhost/db:2"))
+    one = await navctl(apiserver, "-n", ns, "get", "pod", "web", "-o",
+                       "jsonpath={.metadata.labels.tier}")
+    assert (one.code, one.out) == (0, "front")  # no newline, as kubectl
+    names = await navctl(apiserver, "-n", ns, "get", "pods", "-o",
+                         "jsonpath={.items[*].metadata.name}")
+    assert names.out == "db web"
+    images = await navctl(apiserver, "-n", ns, "get", "pods", "-o",
+                          'jsonpath={range .items[?(@.metadata.labels.app=="db")]}'
+                          '{.metadata.name}={.spec.containers[0].image}{"\\n"}{end}')
+    assert images.out == "db=localhost/db:2\n"
+    columns = await navctl(apiserver, "-n", ns, "get", "pods", "-o",
+                           "custom-columns=NAME:.metadata.name,TIER:.metadata.labels.tier")
+    assert columns.out.splitlines() == ["NAME   TIER", "db     <none>", "web    front"]
+    spec = tmp_path / "columns.txt"
+    spec.write_text("NAME          IMAGE\n.metadata.name  .spec.containers[*].image\n")
+    from_file = await navctl(apiserver, "-n", ns, "get", "pods", "--no-headers", "-o",
+                             f"custom-columns-file={spec}")
+    assert from_file.out.splitlines() == ["db    localhost/db:2", "web   localhost/busybox:1"]
+    bad = await navctl(apiserver, "-n", ns, "get", "pods", "-o", "jsonpath={.items[x]}")
+    assert bad.code == 1
+    assert bad.err.startswith("error: error parsing jsonpath template: invalid array index")
+
+
 async def test_get_all_namespaces_wide_and_several_kinds(
         apiserver: ApiServerProcess, client: navarch.Client, ns: str) -> None:
     await client.pods(ns).create(pod("web", ns, {"app": "web"}))
