@@ -223,6 +223,18 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--timeout", default="0s",
                    help="status: how long to wait before giving up, e.g. 30s or 5m "
                         "(default 0s: no limit)")
+    from navarch._navctl.wait import run_wait
+
+    p = _command(sub, "wait", run_wait, "Wait until objects meet a condition")
+    p.add_argument("targets", nargs="+", metavar="TYPE NAME | TYPE/NAME")
+    p.add_argument("--for", dest="for_", default="", metavar="CONDITION",
+                   help="delete, create, condition=TYPE[=STATUS] or jsonpath='{PATH}'[=VALUE]")
+    p.add_argument("--timeout", default="30s",
+                   help="how long to wait for all of them (0s: check once; negative: a week)")
+    p.add_argument("-l", "--selector", default="")
+    p.add_argument("--field-selector", default="")
+    p.add_argument("--all", action="store_true", help="every object of the types given")
+    p.add_argument("-A", "--all-namespaces", action="store_true")
     from navarch._navctl.drain import run_cordon, run_drain
 
     for name, unschedulable in (("cordon", True), ("uncordon", False)):
