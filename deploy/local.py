@@ -39,7 +39,7 @@ from pathlib import Path
 import grpc
 from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
-from deploy import localnodes
+from deploy import localnodes, nodeenv
 from deploy.nodeenv import NetworkPlan
 
 MEMBERS = (("s1", 12379, 12380), ("s2", 22379, 22380), ("s3", 32379, 32380))
@@ -104,11 +104,8 @@ class LocalMember:
 
     def pid(self) -> int | None:
         """The member's pid if it is running."""
-        pid = _pid_of(self.pid_file, b"etcd" if self.backend == "etcd" else b"store")
-        if pid is None:
-            return None
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return pid if self.name.encode() in cmdline else None
+        return nodeenv.pid_in_file(self.pid_file, b"etcd" if self.backend == "etcd"
+                                   else b"store", self.name.encode())
 
 
 def members(run_dir: Path, cfg: LocalConfig | None = None) -> list[LocalMember]:
@@ -190,13 +187,7 @@ def _etcdctl(run_dir: Path, *args: str) -> None:
 
 def _pid_of(pid_file: Path, marker: bytes) -> int | None:
     """The pid in ``pid_file`` if that process runs and its command line has ``marker``."""
-    try:
-        pid = int(pid_file.read_text())
-        os.kill(pid, 0)
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if marker in cmdline else None
+    return nodeenv.pid_in_file(pid_file, marker)
 
 
 def daemons(cfg: LocalConfig) -> list[tuple[str, int, tuple[str, ...]]]:

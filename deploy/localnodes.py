@@ -48,13 +48,9 @@ def node_envs(run_dir: Path, plan: NetworkPlan, count: int | None = None) -> lis
 
 def process_pid(node: NodeEnv, kind: str) -> int | None:
     """The pid of the node's ``navarch <kind>`` (agent, proxy, dns) if it runs."""
-    try:
-        pid = int((node.root / f"{kind}.pid").read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
     # every node process listens on the node's address: that names the node
-    return pid if kind.encode() in cmdline and f"{node.ip}:".encode() in cmdline else None
+    return nodeenv.pid_in_file(node.root / f"{kind}.pid", kind.encode(),
+                               f"{node.ip}:".encode())
 
 
 def agent_pid(node: NodeEnv) -> int | None:

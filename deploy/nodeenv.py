@@ -239,17 +239,37 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
-def _pid_from(path: Path, marker: bytes) -> int | None:
+def command_line(pid: int) -> bytes | None:
+    """The command line of a running process; None when there is no such process or it
+    is a zombie. A process in the middle of exec shows an empty command line for a moment
+    (its new memory is in place before its arguments are: a parent woken from vfork can
+    look then); that moment is waited out, a tenth of a second at most."""
+    for _ in range(100):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return None
+        if cmdline:
+            return cmdline
+        if _zombie(pid):
+            return None
+        time.sleep(0.001)
+    return b""
+
+
+def pid_in_file(path: Path, *markers: bytes) -> int | None:
+    """The pid written in ``path`` if that process runs and its command line holds every
+    one of ``markers`` (so that a reused pid is not mistaken for it)."""
     try:
         pid = int(path.read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    return pid if marker in cmdline else None
+    cmdline = command_line(pid)
+    return pid if cmdline is not None and all(m in cmdline for m in markers) else None
 
 
 def containerd_pid(node: NodeEnv) -> int | None:
-    return _pid_from(node.containerd_pid_file, str(node.containerd_dir).encode())
+    return pid_in_file(node.containerd_pid_file, str(node.containerd_dir).encode())
 
 
 def start_containerd(node: NodeEnv, timeout: float = 30.0) -> int:
@@ -441,7 +461,7 @@ def teardown_node(node: NodeEnv, remove_files: bool = True) -> None:
 
 
 def registry_pid(plan: NetworkPlan, root: Path) -> int | None:
-    return _pid_from(root / "registry.pid", b"docker-registry")
+    return pid_in_file(root / "registry.pid", b"docker-registry")
 
 
 def start_registry(plan: NetworkPlan, root: Path, timeout: float = 30.0) -> int:

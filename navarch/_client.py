@@ -189,9 +189,11 @@ class ResourceClient(Generic[T]):
 
     async def patch(self, name: str, patch: Any, *, patch_type: str = "merge",
                     subresource: str = "", dry_run: bool = False) -> T:
-        """Patch the object: ``patch`` is a JSON merge patch (a dict) or, with
-        ``patch_type="json"``, a JSON patch (a list of operations)."""
+        """Patch the object: ``patch`` is a JSON merge patch (a dict), with
+        ``patch_type="strategic"`` a Kubernetes strategic merge patch (a dict), or with
+        ``patch_type="json"`` a JSON patch (a list of operations)."""
         media = {"merge": "application/merge-patch+json",
+                 "strategic": "application/strategic-merge-patch+json",
                  "json": "application/json-patch+json"}.get(patch_type, patch_type)
         body = patch if isinstance(patch, bytes) else json.dumps(patch).encode()
         response = await self._unary("Patch", api_pb2.PatchRequest(

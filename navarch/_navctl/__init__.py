@@ -223,6 +223,19 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--timeout", default="0s",
                    help="status: how long to wait before giving up, e.g. 30s or 5m "
                         "(default 0s: no limit)")
+    from navarch._navctl.patch import run_patch
+
+    p = _command(sub, "patch", run_patch, "Update fields of an object with a strategic merge "
+                                          "patch, a JSON merge patch or a JSON patch")
+    p.add_argument("targets", nargs="*", metavar="TYPE NAME | TYPE/NAME")
+    p.add_argument("-p", "--patch", default="", help="the patch (JSON or YAML)")
+    p.add_argument("--patch-file", default="", help="a file holding the patch")
+    p.add_argument("--type", default="strategic", help="strategic (default), merge or json")
+    p.add_argument("--subresource", default="", choices=("", "status", "scale"))
+    p.add_argument("-f", "--filename", action="append", default=[],
+                   help="patch the objects these manifests name")
+    p.add_argument("-o", "--output", choices=("yaml", "json", "name"))
+    _dry_run_flag(p)
     from navarch._navctl.wait import run_wait
 
     p = _command(sub, "wait", run_wait, "Wait until objects meet a condition")

@@ -20,12 +20,15 @@ import time
 import uuid
 from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import grpc
 import structlog
+from google.protobuf.descriptor import Descriptor
 
 from navarch import _codec, _fields, _labels, _patch
 from navarch._kinds import KINDS, Kind, UnknownKind, storage_kind
+from navarch._strategicpatch import apply_strategic_merge_patch
 from navarch.v1 import autoscaling_pb2, core_pb2, meta_pb2
 
 from . import conversion, objects
@@ -510,8 +513,10 @@ class Resources:
             kv, old = await self._read(kind, key, name)
             if subresource == "scale":
                 scale = conversion.scale_of(old)
-                patched_scale = _decode_patched(apply(_codec.to_dict(scale)),
-                                                autoscaling_pb2.Scale, "Scale", name)
+                patched_scale = _decode_patched(
+                    apply(_codec.to_dict(scale), cast(Descriptor,
+                                                      autoscaling_pb2.Scale.DESCRIPTOR)),
+                    autoscaling_pb2.Scale, "Scale", name)
                 patched_scale.metadata.resource_version = (
                     patched_scale.metadata.resource_version or str(kv.mod_revision))
                 try:
@@ -520,7 +525,8 @@ class Resources:
                     if exc.code == grpc.StatusCode.ABORTED and not _pins_version(patch):
                         continue
                     raise
-            doc = apply(_codec.to_dict(conversion.from_storage(old, version)))
+            doc = apply(_codec.to_dict(conversion.from_storage(old, version)),
+                        version.message.DESCRIPTOR)
             new = conversion.to_storage(kind, _decode_patched(doc, version.message,
                                                               kind.group_kind, name))
             new_meta = new.metadata
@@ -710,18 +716,32 @@ def _pins_version(patch: bytes) -> bool:
                 and doc["metadata"].get("resourceVersion"))
 
 
-def _patcher(patch_type: str, patch: bytes) -> Callable[[object], object]:
+_Patcher = Callable[[object, Descriptor], object]
+
+
+def _patcher(patch_type: str, patch: bytes) -> _Patcher:
+    """What applies the patch to an object in JSON form (of the message described)."""
     try:
         doc = json.loads(patch)
     except ValueError as exc:
         raise bad_request(f"the patch is not valid JSON: {exc}") from None
     if patch_type in ("", "application/merge-patch+json", "merge"):
-        return lambda target: _patch.apply_merge_patch(target, doc)
+        return lambda target, _: _patch.apply_merge_patch(target, doc)
+    if patch_type in ("application/strategic-merge-patch+json", "strategic"):
+        if not isinstance(doc, dict):
+            raise bad_request("a strategic merge patch is a JSON object")
+
+        def apply_strategic(target: object, descriptor: Descriptor) -> object:
+            try:
+                return apply_strategic_merge_patch(target, doc, descriptor)
+            except _patch.PatchError as exc:
+                raise bad_request(f"the strategic merge patch does not apply: {exc}") from None
+        return apply_strategic
     if patch_type in ("application/json-patch+json", "json"):
         if not isinstance(doc, list):
             raise bad_request("a JSON patch is a list of operations")
 
-        def apply_json(target: object) -> object:
+        def apply_json(target: object, _: Descriptor) -> object:
             try:
                 return _patch.apply_json_patch(target, doc)
             except _patch.PatchError as exc:
@@ -729,6 +749,7 @@ def _patcher(patch_type: str, patch: bytes) -> Callable[[object], object]:
         return apply_json
     raise ApiError(grpc.StatusCode.INVALID_ARGUMENT,
                    f'patch type "{patch_type}" is not supported: use '
+                   '"application/strategic-merge-patch+json", '
                    '"application/merge-patch+json" or "application/json-patch+json"',
                    reason="UnsupportedMediaType")
 
