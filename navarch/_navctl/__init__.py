@@ -130,11 +130,14 @@ def _add_apply_create(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _files_flags(p)
     _dry_run_flag(p)
     p = _command(sub, "create", _create, "Create objects from manifests (create -f FILE), "
-                                         "or a namespace (create namespace NAME)")
+                                         "or: create namespace|deployment|configmap|"
+                                         "secret generic NAME [flags]")
     _files_flags(p)
     _dry_run_flag(p)
     p.add_argument("--save-config", action="store_true",
                    help="record the manifest for later `navctl apply`")
+    p = _command(sub, "run", _create, "Run a pod: run NAME --image=IMAGE [flags] [-- ARGS...]")
+    p.add_argument("name")  # parsed by _generator_parser("pod"); this one is for --help
 
 
 def _create_namespace_parser() -> argparse.ArgumentParser:
@@ -145,6 +148,51 @@ def _create_namespace_parser() -> argparse.ArgumentParser:
     _dry_run_flag(parser)
     parser.set_defaults(run=_create, create_command="namespace")
     return parser
+
+
+def _generator_parser(what: str) -> argparse.ArgumentParser:
+    """``navctl run`` and ``navctl create deployment|configmap|secret generic``."""
+    from navarch._navctl.generators import run_generated
+
+    prog = {"pod": "navctl run", "deployment": "navctl create deployment",
+            "configmap": "navctl create configmap",
+            "secret": "navctl create secret generic"}[what]
+    parser = argparse.ArgumentParser(prog=prog, description=f"{prog} NAME [flags]")
+    _global_flags(parser, suppress=True)
+    parser.add_argument("name")
+    _dry_run_flag(parser)
+    parser.add_argument("-o", "--output", choices=("yaml", "json", "name"))
+    if what in ("pod", "deployment"):
+        parser.add_argument("--image", action="append" if what == "deployment" else "store",
+                            default=[] if what == "deployment" else "",
+                            help="the container image" + (" (repeat for more containers)"
+                                                          if what == "deployment" else ""))
+        parser.add_argument("--port", type=int, default=None,
+                            help="the port the container exposes")
+    if what == "pod":
+        parser.add_argument("--env", action="append", default=[], help="KEY=VALUE")
+        parser.add_argument("--labels", "-l", default="", help="k=v[,k=v...] (default run=NAME)")
+        parser.add_argument("--restart", default="Always", help="Always, OnFailure or Never")
+        parser.add_argument("--command", dest="command_flag", action="store_true",
+                            help="the words after -- are the command, not its args")
+        parser.add_argument("--image-pull-policy", default="")
+    if what == "deployment":
+        parser.add_argument("--replicas", type=int, default=1)
+    if what in ("configmap", "secret"):
+        parser.add_argument("--from-literal", action="append", default=[], help="KEY=VALUE")
+        parser.add_argument("--from-file", action="append", default=[],
+                            help="[KEY=]PATH: a file, or every file of a directory")
+        parser.add_argument("--from-env-file", action="append", default=[],
+                            help="a file of KEY=VALUE lines")
+    if what == "secret":
+        parser.add_argument("--type", default="Opaque")
+    parser.set_defaults(run=run_generated, generate=what, after_dashes=[])
+    return parser
+
+
+_GENERATED = {("create", "deployment"): "deployment", ("create", "deploy"): "deployment",
+              ("create", "configmap"): "configmap", ("create", "cm"): "configmap",
+              ("create", "secret"): "secret"}
 
 
 def _add_reading(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -331,15 +379,30 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         return top.parse_args(argv)  # usage errors and help, worded by argparse
     command, rest = argv[index], list(argv[index + 1:])
     parser = commands[command]
+    generated = ""
     if command == "create" and rest[:1] in (["namespace"], ["ns"]):
         parser, rest = _create_namespace_parser(), rest[1:]
+    elif command == "create" and (command, rest[0] if rest else "") in _GENERATED:
+        generated = _GENERATED[(command, rest[0])]
+        rest = rest[1:]
+        if generated == "secret":
+            if rest[:1] != ["generic"]:
+                raise SystemExit("error: navctl create secret makes generic secrets only: "
+                                 "navctl create secret generic NAME --from-literal=k=v")
+            rest = rest[1:]
+        parser = _generator_parser(generated)
+    elif command == "run":
+        generated = "pod"
+        parser = _generator_parser("pod")
     after_dashes: list[str] = []
-    if command == "exec" and "--" in rest:  # exec POD [flags] -- COMMAND [ARGS...]
-        cut = rest.index("--")
+    if (command == "exec" or generated in ("pod", "deployment")) and "--" in rest:
+        cut = rest.index("--")  # exec POD [flags] -- COMMAND [ARGS...], and run's args
         rest, after_dashes = rest[:cut], rest[cut + 1:]
     args = parser.parse_intermixed_args(rest)
     if command == "exec":
         args.exec_command = [*args.exec_command, *after_dashes]
+    elif generated:
+        args.after_dashes = after_dashes
     globals_only = argparse.ArgumentParser(prog="navctl", add_help=False)
     _global_flags(globals_only, suppress=False)
     given = globals_only.parse_args(head)
