@@ -136,6 +136,11 @@ def _add_apply_create(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _dry_run_flag(p)
     p.add_argument("--save-config", action="store_true",
                    help="record the manifest for later `navctl apply`")
+    from navarch._navctl.diff import run_diff
+
+    p = _command(sub, "diff", run_diff, "Show what apply -f would change (exit 1 when "
+                                        "something would)")
+    _files_flags(p)
     p = _command(sub, "run", _create, "Run a pod: run NAME --image=IMAGE [flags] [-- ARGS...]")
     p.add_argument("name")  # parsed by _generator_parser("pod"); this one is for --help
 

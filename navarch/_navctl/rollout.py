@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from typing import Any
 
 from google.protobuf.message import Message
@@ -66,6 +67,55 @@ def rollout_status_message(d: apps_pb2.Deployment) -> tuple[str, bool]:
                 f"{st.available_replicas} of {st.updated_replicas} updated replicas are "
                 "available...", False)
     return f'deployment "{name}" successfully rolled out', True
+
+
+def daemonset_status_message(ds: apps_pb2.DaemonSet) -> tuple[str, bool]:
+    """kubectl's DaemonSetStatusViewer: (the line to print, whether it is done)."""
+    if (ds.spec.update_strategy.type or "RollingUpdate") != "RollingUpdate":
+        raise NavctlError("rollout status is only available for RollingUpdate strategy type")
+    name, st = ds.metadata.name, ds.status
+    if ds.metadata.generation > st.observed_generation:
+        return "Waiting for daemon set spec update to be observed...", False
+    if st.updated_number_scheduled < st.desired_number_scheduled:
+        return (f'Waiting for daemon set "{name}" rollout to finish: '
+                f"{st.updated_number_scheduled} out of {st.desired_number_scheduled} new pods "
+                "have been updated...", False)
+    if st.number_available < st.desired_number_scheduled:
+        return (f'Waiting for daemon set "{name}" rollout to finish: {st.number_available} '
+                f"of {st.desired_number_scheduled} updated pods are available...", False)
+    return f'daemon set "{name}" successfully rolled out', True
+
+
+def statefulset_status_message(sts: apps_pb2.StatefulSet) -> tuple[str, bool]:
+    """kubectl's StatefulSetStatusViewer: (the line to print, whether it is done)."""
+    strategy = sts.spec.update_strategy
+    if (strategy.type or "RollingUpdate") != "RollingUpdate":
+        raise NavctlError("rollout status is only available for RollingUpdate strategy type")
+    st = sts.status
+    if st.observed_generation == 0 or sts.metadata.generation > st.observed_generation:
+        return "Waiting for statefulset spec update to be observed...", False
+    replicas = sts.spec.replicas if sts.spec.HasField("replicas") else 1
+    if st.ready_replicas < replicas:
+        return f"Waiting for {replicas - st.ready_replicas} pods to be ready...", False
+    if strategy.HasField("rolling_update"):
+        rolling = strategy.rolling_update
+        if rolling.HasField("partition") and st.updated_replicas < replicas - rolling.partition:
+            return (f"Waiting for partitioned roll out to finish: {st.updated_replicas} out of "
+                    f"{replicas - rolling.partition} new pods have been updated...", False)
+        return (f"partitioned roll out complete: {st.updated_replicas} new pods have been "
+                "updated...", True)
+    if st.update_revision != st.current_revision:
+        return (f"waiting for statefulset rolling update to complete {st.updated_replicas} "
+                f"pods at revision {st.update_revision}...", False)
+    return (f"statefulset rolling update complete {st.current_replicas} pods at revision "
+            f"{st.current_revision}...", True)
+
+
+_VIEWERS: dict[str, Callable[[Any], tuple[str, bool]]] = {
+    "Deployment": rollout_status_message,
+    "DaemonSet": daemonset_status_message,
+    "StatefulSet": statefulset_status_message,
+}
 
 
 def history_lines(ref: str, sets: list[apps_pb2.ReplicaSet]) -> list[str]:
@@ -132,10 +182,11 @@ async def _status(ctx: Context, kind: Kind, name: str, watch: bool,
                   give_up_after: float) -> None:
     """Print the rollout's progress until it is done (``watch``), for at most
     ``give_up_after`` seconds (0: no limit), as ``kubectl rollout status``."""
-    if kind.kind != "Deployment":
+    viewer = _VIEWERS.get(kind.kind)
+    if viewer is None:
         raise NavctlError(f"no status viewer has been implemented for {kind.kind}")
     d = await _get(ctx, kind, name)
-    message, done = rollout_status_message(d)
+    message, done = viewer(d)
     ctx.print(message)
     if done or not watch:
         return
@@ -153,10 +204,10 @@ async def _follow(ctx: Context, kind: Kind, name: str, d: Any, last: str) -> Non
     async with contextlib.aclosing(stream):
         async for event in stream:
             if event.type == "DELETED":
-                raise NavctlError(f'deployment "{name}" was deleted')
+                raise NavctlError(f'{kind.kind.lower()} "{name}" was deleted')
             if event.type == "BOOKMARK":
                 continue
-            message, done = rollout_status_message(event.object)
+            message, done = _VIEWERS[kind.kind](event.object)
             if message != last:
                 ctx.print(message)
                 last = message

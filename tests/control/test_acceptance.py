@@ -200,6 +200,9 @@ async def test_a_daemonset_covers_every_untainted_node(
         return ds if ds.status.number_ready == 3 else None
     ds = await eventually(covered, 60, "the DaemonSet to be ready on 3 nodes")
     assert ds.status.desired_number_scheduled == 3
+    status = await navctl("--server", daemons.api.address, "-n", ns, "rollout", "status",
+                          "daemonset/agent", "--timeout=60s")
+    assert status.splitlines()[-1] == 'daemon set "agent" successfully rolled out'
     pods = (await client.pods(ns).list()).items
     ours = sorted(p.spec.node_name for p in pods)
     mine = sorted(n.metadata.name for n in (await client.nodes().list()).items
