@@ -30,10 +30,10 @@ async def test_diff_shows_what_apply_would_change(apiserver: ApiServerProcess,
     changed = await navctl(apiserver, "-n", ns, "diff", "-f", second)
     assert changed.code == 1, changed.err
     lines = changed.out.splitlines()
-    assert any(line.endswith(f"v1.ConfigMap.{ns}.cfg") and line.startswith("+++")
+    assert any(line.startswith("+++") and f"/v1.ConfigMap.{ns}.cfg\t" in line
                for line in lines)
     assert '-  b: "2"' in lines and '+  b: "3"' in lines
-    assert any(line.startswith("+++") and line.endswith(f"apps.v1.Deployment.{ns}.web")
+    assert any(line.startswith("+++") and f"/apps.v1.Deployment.{ns}.web\t" in line
                for line in lines)
     assert "+  replicas: 2" in lines  # the Deployment is new: every line is added
     # nothing was changed by the diff itself
