@@ -31,8 +31,9 @@ from navarch._navctl.printers import object_ref
 from navarch._patch import three_way_merge_patch
 
 __all__ = [
-    "LAST_APPLIED", "apply_manifests", "create_manifests", "last_applied_text",
-    "manifest_namespace", "read_manifests", "with_last_applied",
+    "LAST_APPLIED", "ManifestTarget", "apply_manifests", "create_manifests",
+    "last_applied_text", "manifest_namespace", "manifest_objects", "manifest_target",
+    "read_manifests", "with_last_applied",
 ]
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
@@ -87,6 +88,18 @@ def manifest_namespace(kind: Kind, manifest: Message, ctx: Context) -> str:
 
 
 # --- pure apply decisions ----------------------------------------------------------------
+
+def manifest_objects(paths: Sequence[str], recursive: bool, ctx: Context
+                     ) -> list[tuple[Kind, str, str]]:
+    """(kind, namespace, name) of every object of the manifests (``-f`` of delete,
+    patch)."""
+    found = []
+    for manifest in read_manifests(paths, recursive):
+        kind = kind_of_message(manifest.object)
+        found.append((kind, manifest_namespace(kind, manifest.object, ctx),
+                      manifest.object.metadata.name))  # type: ignore[attr-defined]
+    return found
+
 
 def last_applied_text(raw: dict[str, Any]) -> str:
     """The annotation value recorded for manifest ``raw``: compact JSON with sorted keys
@@ -172,7 +185,7 @@ def _settled(patch: dict[str, Any], current: Any, original: Any) -> dict[str, An
 # --- commands ----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
-class _Target:
+class ManifestTarget:
     manifest: Manifest
     kind: Kind
     namespace: str
@@ -183,30 +196,36 @@ class _Target:
         """``deployment.apps/web``."""
         return object_ref(self.kind, self.name)
 
+    def body(self, raw: dict[str, Any]) -> Message:
+        """``raw`` (the manifest, or it with last-applied) as the object to create, in the
+        target's namespace."""
+        body: Message = _codec.from_dict(raw, self.kind.message)
+        if self.kind.namespaced:
+            body.metadata.namespace = self.namespace  # type: ignore[attr-defined]
+        return body
 
-def _target(manifest: Manifest, ctx: Context) -> _Target:
+
+def manifest_target(manifest: Manifest, ctx: Context) -> ManifestTarget:
     kind = kind_of_message(manifest.object)
     name = manifest.object.metadata.name  # type: ignore[attr-defined]
     if not name:
         raise NavctlError(f"{manifest.source}: document {manifest.document}: "
                           "metadata.name: Required value (navctl apply needs a name)")
-    return _Target(manifest, kind, manifest_namespace(kind, manifest.object, ctx), name)
+    return ManifestTarget(manifest, kind, manifest_namespace(kind, manifest.object, ctx), name)
 
 
 def _suffix(dry_run: str) -> str:
     return {"client": " (dry run)", "server": " (server dry run)"}.get(dry_run, "")
 
 
-async def _apply_one(ctx: Context, target: _Target, dry_run: str) -> str:
+async def _apply_one(ctx: Context, target: ManifestTarget, dry_run: str) -> str:
     """Create or patch one object; returns ``created``, ``configured`` or ``unchanged``."""
     resource = ctx.client().resource(target.kind, target.namespace)
     server_dry = dry_run == "server"
     try:
         live = await resource.get(target.name)
     except NotFound:
-        body = _codec.from_dict(with_last_applied(target.manifest.raw), target.kind.message)
-        if target.kind.namespaced:
-            body.metadata.namespace = target.namespace
+        body = target.body(with_last_applied(target.manifest.raw))
         if dry_run != "client":
             await resource.create(body, dry_run=server_dry)
         return "created"
@@ -232,7 +251,7 @@ async def apply_manifests(ctx: Context, manifests: Iterable[Manifest],
     an object that fails is reported and the others still applied."""
     for manifest in manifests:
         try:
-            target = _target(manifest, ctx)
+            target = manifest_target(manifest, ctx)
             verb = await _apply_one(ctx, target, dry_run)
         except (ApiError, NavctlError, _codec.FieldError) as exc:
             ctx.fail(error_message(exc, ctx.address))
@@ -246,11 +265,9 @@ async def create_manifests(ctx: Context, manifests: Iterable[Manifest], *,
     failures are reported per object."""
     for manifest in manifests:
         try:
-            target = _target(manifest, ctx)
-            raw = with_last_applied(manifest.raw) if save_config else manifest.raw
-            body = _codec.from_dict(raw, target.kind.message)
-            if target.kind.namespaced:
-                body.metadata.namespace = target.namespace
+            target = manifest_target(manifest, ctx)
+            body = target.body(with_last_applied(manifest.raw) if save_config
+                               else manifest.raw)
             if dry_run != "client":
                 resource = ctx.client().resource(target.kind, target.namespace)
                 await resource.create(body, dry_run=dry_run == "server")

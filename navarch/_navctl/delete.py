@@ -11,8 +11,8 @@ from typing import Any
 
 from navarch._client import ResourceClient
 from navarch._errors import ApiError, NotFound
-from navarch._kinds import Kind, kind_of_message
-from navarch._navctl.apply import manifest_namespace, read_manifests
+from navarch._kinds import Kind
+from navarch._navctl.apply import manifest_objects
 from navarch._navctl.context import Context, parse_duration
 from navarch._navctl.errors import NavctlError, error_message
 from navarch._navctl.get import no_resources_message
@@ -98,12 +98,7 @@ async def _delete_one(ctx: Context, args: argparse.Namespace, kind: Kind, namesp
 async def _targets(ctx: Context, args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     """(kind, namespace, name) of everything the command line names."""
     if args.filename:
-        found = []
-        for manifest in read_manifests(args.filename, args.recursive):
-            kind = kind_of_message(manifest.object)
-            found.append((kind, manifest_namespace(kind, manifest.object, ctx),
-                          manifest.object.metadata.name))  # type: ignore[attr-defined]
-        return found
+        return manifest_objects(args.filename, args.recursive, ctx)
     selection = parse_targets(args.targets)
     namespace = "" if args.all_namespaces else ctx.namespace
     if not selection.named and not (args.all or args.selector or args.field_selector):

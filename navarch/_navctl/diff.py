@@ -22,7 +22,13 @@ from typing import Any
 from navarch import _codec
 from navarch._errors import ApiError, NotFound
 from navarch._kinds import Kind
-from navarch._navctl.apply import _target, apply_patch, read_manifests, with_last_applied
+from navarch._navctl.apply import (
+    ManifestTarget,
+    apply_patch,
+    manifest_target,
+    read_manifests,
+    with_last_applied,
+)
 from navarch._navctl.context import Context
 from navarch._navctl.errors import NavctlError, error_message
 from navarch._navctl.printers import to_yaml
@@ -43,16 +49,15 @@ def _clean(doc: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-async def _merged(ctx: Context, target: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]:
+async def _merged(ctx: Context, target: ManifestTarget
+                  ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """(live, would-be) of one manifest's object, in JSON form."""
     resource = ctx.client().resource(target.kind, target.namespace)
     try:
         live = await resource.get(target.name)
     except NotFound:
-        body = _codec.from_dict(with_last_applied(target.manifest.raw), target.kind.message)
-        if target.kind.namespaced:
-            body.metadata.namespace = target.namespace
-        made = await resource.create(body, dry_run=True)
+        made = await resource.create(target.body(with_last_applied(target.manifest.raw)),
+                                     dry_run=True)
         return None, _clean(_codec.to_dict(made))
     patch = apply_patch(target.kind, target.manifest.raw, live)
     would = await resource.patch(target.name, patch, dry_run=True) if patch else live
@@ -70,7 +75,7 @@ async def run_diff(ctx: Context, args: argparse.Namespace) -> None:
         live_dir = Path(tempfile.mkdtemp(prefix="LIVE-", dir=root))
         merged_dir = Path(tempfile.mkdtemp(prefix="MERGED-", dir=root))
         for manifest in manifests:
-            target = _target(manifest, ctx)
+            target = manifest_target(manifest, ctx)
             try:
                 live, merged = await _merged(ctx, target)
             except ApiError as exc:

@@ -143,16 +143,15 @@ def _dicts(kind: Kind, objs: Sequence[Message]) -> list[Obj]:
 
 def _print_found(ctx: Context, args: argparse.Namespace, found: Found, bare: bool) -> None:
     groups = [(kind, objs) for kind, objs in found.groups if objs]
-    if args.output and args.output.partition("=")[0] in TEMPLATED:
+    templated = bool(args.output) and args.output.partition("=")[0] in TEMPLATED
+    if templated or args.output in ("yaml", "json"):
         docs = [d for kind, objs in groups for d in _dicts(kind, objs)]
         document = docs[0] if bare and len(docs) == 1 else list_document(docs)
-        _print_templated(ctx, args.output, docs, document, not args.no_headers)
-        return
-    if args.output in ("yaml", "json"):
-        docs = [d for kind, objs in groups for d in _dicts(kind, objs)]
-        document = docs[0] if bare and len(docs) == 1 else list_document(docs)
-        text = to_yaml(document) if args.output == "yaml" else to_json(document)
-        ctx.print(text.rstrip("\n"))
+        if templated:
+            _print_templated(ctx, args.output, docs, document, not args.no_headers)
+        else:
+            text = to_yaml(document) if args.output == "yaml" else to_json(document)
+            ctx.print(text.rstrip("\n"))
         return
     if args.output == "name":
         ctx.print(*(object_ref(kind, obj.metadata.name)  # type: ignore[attr-defined]

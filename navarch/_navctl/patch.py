@@ -16,8 +16,8 @@ import yaml
 
 from navarch import _codec, _patch
 from navarch._errors import ApiError
-from navarch._kinds import Kind, kind_of_message
-from navarch._navctl.apply import manifest_namespace, read_manifests
+from navarch._kinds import Kind
+from navarch._navctl.apply import manifest_objects
 from navarch._navctl.context import Context
 from navarch._navctl.errors import NavctlError, error_message
 from navarch._navctl.expose import print_made
@@ -57,12 +57,7 @@ def _read(path: str) -> str:
 
 def _targets(ctx: Context, args: argparse.Namespace) -> list[tuple[Kind, str, str]]:
     if args.filename:
-        found = []
-        for manifest in read_manifests(args.filename, False):
-            kind = kind_of_message(manifest.object)
-            found.append((kind, manifest_namespace(kind, manifest.object, ctx),
-                          manifest.object.metadata.name))  # type: ignore[attr-defined]
-        return found
+        return manifest_objects(args.filename, False, ctx)
     selection = parse_targets(args.targets)
     if not selection.named:
         raise NavctlError("resource(s) were provided, but no name was specified")

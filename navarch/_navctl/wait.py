@@ -147,11 +147,19 @@ async def _targets(ctx: Context, args: argparse.Namespace, want: WaitFor) -> lis
     return found
 
 
+def _met(want: WaitFor, kind: Kind, obj: Any, uid: str) -> bool:
+    """Whether an object that exists ends the wait: for delete, when it is another one
+    than the ``uid`` first seen; else when it meets the condition."""
+    if want.what == "delete":
+        return bool(uid) and obj.metadata.uid != uid
+    return satisfied(want, object_dict(kind, obj))
+
+
 async def _wait_one(ctx: Context, target: _Target, want: WaitFor, deadline: float) -> bool:
     """Wait for one object; prints ``… condition met``. False on a timeout or an error
     (reported)."""
     client = ctx.client().resource(target.kind, target.namespace)
-    ref = object_ref(target.kind, target.name)
+    met_line = f"{object_ref(target.kind, target.name)} condition met"
     selector = f"metadata.name={target.name}"
     uid = ""  # delete: the object first seen; another of the same name counts as gone
     while True:
@@ -160,7 +168,7 @@ async def _wait_one(ctx: Context, target: _Target, want: WaitFor, deadline: floa
         except NotFound as exc:
             if want.what == "delete":
                 if uid:  # absent from the start: nothing to wait for, nothing printed
-                    ctx.print(f"{ref} condition met")
+                    ctx.print(met_line)
                 return True
             if want.what != "create":
                 ctx.fail(error_message(exc, ctx.address))
@@ -171,48 +179,33 @@ async def _wait_one(ctx: Context, target: _Target, want: WaitFor, deadline: floa
             if listed.items:
                 continue  # created meanwhile: read it
             version = listed.resource_version
+        elif _met(want, target.kind, obj, uid):
+            break
         else:
-            if want.what == "delete":
-                if uid and obj.metadata.uid != uid:
-                    ctx.print(f"{ref} condition met")
-                    return True
-                uid = obj.metadata.uid
-            elif satisfied(want, object_dict(target.kind, obj)):
-                ctx.print(f"{ref} condition met")
-                return True
+            uid = uid or obj.metadata.uid
             version = obj.metadata.resource_version
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             ctx.fail("error: timed out waiting for the condition on "
                      f"{target.kind.resource}/{target.name}")
             return False
-        if await _until_change(client, target, want, version, uid, remaining, ctx, ref):
-            return True
+        if await _until_change(client, target.kind, selector, want, version, uid, remaining):
+            break
+    ctx.print(met_line)
+    return True
 
 
-async def _until_change(client: Any, target: _Target, want: WaitFor, version: str, uid: str,
-                        remaining: float, ctx: Context, ref: str) -> bool:
-    """Watch the object by name from ``version`` until the wait is over (True, printed),
-    the watch ends (False: read again) or ``remaining`` seconds pass (False)."""
-    selector = f"metadata.name={target.name}"
+async def _until_change(client: Any, kind: Kind, selector: str, want: WaitFor, version: str,
+                        uid: str, remaining: float) -> bool:
+    """Watch the object by name from ``version``: True once the wait is over, False when
+    the watch ends (read again) or ``remaining`` seconds pass."""
     try:
         async with asyncio.timeout(remaining):
             async for event in client.watch(resource_version=version, field_selector=selector):
-                if event.type == "BOOKMARK":
-                    continue
                 if event.type == "DELETED":
                     if want.what == "delete":
-                        ctx.print(f"{ref} condition met")
                         return True
-                    continue
-                doc = object_dict(target.kind, event.object)
-                if want.what == "delete":
-                    if uid and event.object.metadata.uid != uid:
-                        ctx.print(f"{ref} condition met")
-                        return True
-                    continue
-                if satisfied(want, doc):
-                    ctx.print(f"{ref} condition met")
+                elif event.type != "BOOKMARK" and _met(want, kind, event.object, uid):
                     return True
     except TimeoutError:
         return False

@@ -82,6 +82,7 @@ class KubernetesService:
         self.resources = resources
         self.service_ip = service_ip
         self.port = advertised[1] if advertised else port
+        self._own = advertised
         self.advertised = _address(*advertised) if advertised else ""
         self.reconcile_endpoints = reconcile_endpoints
         self.interval = interval
@@ -92,8 +93,8 @@ class KubernetesService:
         self._last_problem = ""
 
     async def run(self) -> None:
-        """Reconcile every ``interval`` seconds until cancelled (``reconcile`` is the
-        round before serving)."""
+        """Reconcile every ``interval`` seconds until cancelled (the server calls
+        ``reconcile`` once itself before serving)."""
         while True:
             await asyncio.sleep(self.interval)
             await self.reconcile()
@@ -104,9 +105,7 @@ class KubernetesService:
         try:
             await self.sync()
             self._last_problem = ""
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
+        except Exception as exc:  # CancelledError is not one: cancelling still works
             problem = str(exc)
             if problem != self._last_problem:
                 log.warning("kubernetes service not reconciled", error=problem)
@@ -119,7 +118,7 @@ class KubernetesService:
             return
         if self.advertised:
             await self._renew_lease()
-        await self._reconcile_endpoints(include_self=bool(self.advertised))
+        await self._reconcile_endpoints(include_self=True)
 
     async def stop(self) -> None:
         """Take this server out of the Endpoints (best effort: the Lease runs out anyway)."""
@@ -216,10 +215,8 @@ class KubernetesService:
             elif now - expires > LEASE_GC_AFTER:
                 with contextlib.suppress(ApiError):
                     await self.resources.delete("leases", LEASE_NAMESPACE, name)
-        if include_self:
-            parsed = _parse_address(self.advertised)
-            if parsed is not None:
-                live.add(parsed)
+        if include_self and self._own is not None:
+            live.add(self._own)
         return live
 
     async def _reconcile_endpoints(self, include_self: bool) -> None:

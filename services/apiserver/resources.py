@@ -175,6 +175,17 @@ class Resources:
         if problems:
             raise invalid_object(st.kind.group_kind, obj.metadata.name, problems)
 
+    def _look_up_live(self, namespace: str) -> None:
+        """As Kubernetes' NamespaceLifecycle admission: after a namespace delete through
+        this server, creates in it read the namespace from the store for a while, so that
+        a client's next create sees the deletion. Expired entries go here, so the map
+        holds only the namespaces deleted in the last ``_LIVE_LOOKUP_SECONDS``."""
+        now = time.monotonic()
+        lookups = self._live_namespace_lookups
+        for expired in [n for n, until in lookups.items() if until <= now]:
+            del lookups[expired]
+        lookups[namespace] = now + _LIVE_LOOKUP_SECONDS
+
     async def _check_namespace_open(self, kind: Kind, namespace: str) -> None:
         if not kind.namespaced:
             return
@@ -182,20 +193,15 @@ class Resources:
         key = objects.object_key(ns_kind, "", namespace)
         cached = self.caches["namespaces"].get(key)
         ns = cached.obj if cached is not None else None
-        if ns is not None and self._live_namespace_lookups and not (
-                ns.metadata.HasField("deletion_timestamp") or ns.status.phase == "Terminating"):
-            now = time.monotonic()
-            until = self._live_namespace_lookups.get(namespace, 0.0)
-            if until > now:
-                ns = None  # marked by us a moment ago: the cache may not show it yet
-            elif until:
-                del self._live_namespace_lookups[namespace]
+        if (ns is not None and not _terminating(ns)
+                and self._live_namespace_lookups.get(namespace, 0.0) > time.monotonic()):
+            ns = None  # marked by us a moment ago: the cache may not show it yet
         if ns is None:
             kv = await self.store.get(key)
             if kv is None:
                 raise not_found("namespaces", namespace)
             ns = objects.decode(ns_kind, kv.value, kv.mod_revision)
-        if ns.metadata.HasField("deletion_timestamp") or ns.status.phase == "Terminating":
+        if _terminating(ns):
             raise forbidden_request(f"unable to create new content in namespace {namespace} "
                                     "because it is being terminated")
 
@@ -587,14 +593,7 @@ class Resources:
             if dry_run:
                 return new
             if kind.kind == "Namespace":
-                # as Kubernetes' NamespaceLifecycle admission: after a namespace delete
-                # through this server, creates in it read the namespace from the store
-                # for a while, so that a client's next create sees the deletion
-                now = time.monotonic()
-                lookups = self._live_namespace_lookups
-                for expired in [n for n, until in lookups.items() if until <= now]:
-                    del lookups[expired]
-                lookups[name] = now + _LIVE_LOOKUP_SECONDS
+                self._look_up_live(name)
             try:
                 if not pending:
                     return await self._delete_now(kind, key, kv, old, old)
@@ -683,6 +682,10 @@ class Resources:
                 new.metadata.resource_version = str(result.revision)
                 return new
         raise _too_contended(kind, name)
+
+
+def _terminating(ns: Obj) -> bool:
+    return bool(ns.metadata.HasField("deletion_timestamp") or ns.status.phase == "Terminating")
 
 
 def _set_time(timestamp: Obj, seconds: float) -> None:
