@@ -27,6 +27,7 @@ log = structlog.get_logger("raftstore.watch")
 
 CATCH_UP_BATCH = 1000  # changes per catch-up response (whole revisions)
 OUT_QUEUE_HIGH = 256   # catch-up pauses while a stream has this many responses queued
+MERGE_BYTES = 1 << 20  # queued responses of one watcher are merged up to this size
 ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
 ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 PROGRESS_WATCH_ID = -1
@@ -116,11 +117,37 @@ class WatchStream:
         self._closed = False
         self._drained = asyncio.Event()
         self._progress_pending = False
+        self._held: list[rpc_pb2.WatchResponse | None] = []  # taken, not yet sent
 
     def taken(self) -> None:
         """The client took a response: wake a paused catch-up once the queue is short."""
         if self.out.qsize() <= OUT_QUEUE_HIGH // 2:
             self._drained.set()
+
+    async def next_response(self) -> rpc_pb2.WatchResponse | None:
+        """The next response to send (None: the stream ends).
+
+        Event responses of one watcher that are queued one after the other go out as one
+        response, up to ``MERGE_BYTES``: under load the Raft node applies entries in
+        batches, and one message per revision would cost a gRPC write each, here and in
+        the client. etcd's own catch-up sends events of many revisions in one response
+        too; the header is the last one's, so it still says up to where this is.
+        """
+        resp = self._held.pop() if self._held else await self.out.get()
+        if resp is None or not _mergeable(resp):
+            return resp
+        size = resp.ByteSize()
+        while not self.out.empty():
+            nxt = self.out.get_nowait()
+            more = 0 if nxt is None else nxt.ByteSize()
+            if (nxt is None or nxt.watch_id != resp.watch_id or not _mergeable(nxt)
+                    or size + more > MERGE_BYTES):
+                self._held.append(nxt)
+                break
+            resp.events.extend(nxt.events)
+            resp.header.CopyFrom(nxt.header)
+            size += more
+        return resp
 
     def send(self, resp: rpc_pb2.WatchResponse) -> None:
         if not self._closed:
@@ -266,6 +293,11 @@ class WatchStream:
             task.cancel()
 
 
+def _mergeable(resp: rpc_pb2.WatchResponse) -> bool:
+    """Whether a response only carries events (no create, cancel or progress news)."""
+    return bool(resp.events) and not (resp.created or resp.canceled or resp.compact_revision)
+
+
 class WatchService(rpc_pb2_grpc.WatchServicer):  # type: ignore[misc]
     """The bidirectional Watch stream."""
 
@@ -280,7 +312,7 @@ class WatchService(rpc_pb2_grpc.WatchServicer):  # type: ignore[misc]
         started = time.monotonic()
         try:
             while True:
-                resp = await stream.out.get()
+                resp = await stream.next_response()
                 if resp is None:
                     return
                 stream.taken()
