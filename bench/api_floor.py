@@ -3,16 +3,18 @@ Python API server.
 
 ``python -m bench.api_floor PORT`` keeps objects in a dict: Create, Get and Update store or
 return them (no validation, no defaults, no store, no resourceVersion checks), List returns
-every object of the resource and namespace in one page, and Watch streams each Create and
-Update of its namespace, serialized once for all watchers, resuming from the counter it
-hands out as resourceVersion. Measured by ``bench.api`` with the same client and phases as
-the real API server, it shows how much of each figure is the per-call cost of Python gRPC
-(server and SDK client) rather than the API server's own work.
+every object of the resource and namespace in one page, and Watch (WatchBatches: in
+batches) streams each Create and Update of its namespace, serialized once for all
+watchers, resuming from the counter it hands out as resourceVersion. Measured by
+``bench.api`` with the same client and phases as the real API server, it shows how much
+of each figure is the per-call cost of Python gRPC (server and SDK client) rather than
+the API server's own work.
 """
 
 from __future__ import annotations
 
 import asyncio
+import builtins
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,6 +24,8 @@ from google.protobuf import any_pb2, descriptor_pool, message_factory
 
 from navarch import _eventloop as eventloop
 from navarch.v1 import api_pb2, core_pb2
+from services.apiserver.grpc_api import encode_event_batch
+from services.apiserver.watchcache import BATCH_EVENTS
 
 KINDS_SERVED = (core_pb2.Namespace, core_pb2.Pod)  # importing core_pb2 registers them
 
@@ -78,8 +82,9 @@ class FloorResources:
         return api_pb2.ListResponse(items=items, resource_version=str(self.revision)
                                     ).SerializeToString()
 
-    async def watch(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
-        """Changes after the request's resourceVersion, then as they come."""
+    async def _batches(self, request: bytes) -> AsyncIterator[builtins.list[bytes]]:
+        """Changes after the request's resourceVersion, then as they come: every event
+        queued at the time in one batch, as the API server sends them."""
         req = api_pb2.WatchRequest.FromString(request)
         since = int(req.resource_version or 0)
         queue: asyncio.Queue[bytes] = asyncio.Queue()
@@ -90,9 +95,23 @@ class FloorResources:
                 queue.put_nowait(event)
         try:
             while True:
-                yield await queue.get()
+                batch = [await queue.get()]
+                while not queue.empty() and len(batch) < BATCH_EVENTS:
+                    batch.append(queue.get_nowait())
+                yield batch
         finally:
             self.watchers.remove(entry)
+
+    async def watch(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
+        """Watch: one event per message."""
+        async for batch in self._batches(request):
+            for event in batch:
+                yield event
+
+    async def watch_batches(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
+        """WatchBatches: a WatchEventBatch per message."""
+        async for batch in self._batches(request):
+            yield encode_event_batch(batch)
 
 
 async def serve(port: int) -> None:
@@ -104,6 +123,7 @@ async def serve(port: int) -> None:
         "Get": grpc.unary_unary_rpc_method_handler(floor.get),
         "List": grpc.unary_unary_rpc_method_handler(floor.list),
         "Watch": grpc.unary_stream_rpc_method_handler(floor.watch),
+        "WatchBatches": grpc.unary_stream_rpc_method_handler(floor.watch_batches),
     }
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0),
                                       ("grpc.max_send_message_length", 64 * 1024 * 1024)])

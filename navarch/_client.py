@@ -164,10 +164,11 @@ class ResourceClient(Generic[T]):
             label_selector=label_selector, field_selector=field_selector,
             resource_version=resource_version, allow_watch_bookmarks=allow_bookmarks,
             timeout_seconds=timeout_seconds)
-        call = self._client.stream("Watch", request)
+        call = self._client.stream("WatchBatches", request)
         try:
-            async for event in call:
-                yield WatchEvent(event.type, cast(T, _decode_any(event.object)))
+            async for batch in call:
+                for event in batch.events:
+                    yield WatchEvent(event.type, cast(T, _decode_any(event.object)))
         except grpc.aio.AioRpcError as exc:
             raise from_rpc_error(exc) from None
         finally:
@@ -285,8 +286,9 @@ class Client:
             raise from_rpc_error(exc) from None
 
     def stream(self, method: str, request: Message) -> Any:
-        """A server-streaming call of navarch.v1.Resources (Watch)."""
-        rpc = self._method("Resources", method, request, api_pb2.WatchEvent, stream=True)
+        """A server-streaming call of navarch.v1.Resources (Watch, WatchBatches)."""
+        response = api_pb2.WatchEventBatch if method == "WatchBatches" else api_pb2.WatchEvent
+        rpc = self._method("Resources", method, request, response, stream=True)
         return rpc(request, metadata=self.metadata)
 
     async def pod_logs(self, request: node_pb2.ContainerLogsRequest) -> AsyncIterator[bytes]:

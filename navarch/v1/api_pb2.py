@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import any_pb2 as google_dot_protobuf_dot_any__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14navarch/v1/api.proto\x12\nnavarch.v1\x1a\x19google/protobuf/any.proto\"\xa3\x01\n\rCreateRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12$\n\x06object\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x07 \x01(\t\"i\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\"\xb8\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x16\n\x0e\x63ontinue_token\x18\x06 \x01(\t\x12\x18\n\x10resource_version\x18\x07 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\t\"\xa1\x01\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontinue_token\x18\x03 \x01(\t\x12!\n\x14remaining_item_count\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_remaining_item_count\"\xca\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x1d\n\x15\x61llow_watch_bookmarks\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x03\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\t\"@\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\"\x95\x01\n\rUpdateRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12$\n\x06object\x18\x04 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x06 \x01(\t\"\x9f\x01\n\x0cPatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\x12\x12\n\npatch_type\x18\x05 \x01(\t\x12\r\n\x05patch\x18\x06 \x01(\x0c\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\t\"6\n\rPreconditions\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xf2\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x30\n\rpreconditions\x18\x06 \x01(\x0b\x32\x19.navarch.v1.Preconditions\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"\x16\n\x14ListResourcesRequest\"\xc4\x01\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsingular_name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\r\n\x05group\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x12\n\nnamespaced\x18\x07 \x01(\x08\x12\r\n\x05verbs\x18\x08 \x03(\t\x12\x14\n\x0csubresources\x18\t \x03(\t\x12\x14\n\x0cmessage_type\x18\n \x01(\t\"C\n\x15ListResourcesResponse\x12*\n\tresources\x18\x01 \x03(\x0b\x32\x17.navarch.v1.APIResource\"\x10\n\x0eVersionRequest\"`\n\x0fVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\ngit_commit\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t2\xc0\x03\n\tResources\x12?\n\x06\x43reate\x12\x19.navarch.v1.CreateRequest\x1a\x1a.navarch.v1.ObjectResponse\x12\x39\n\x03Get\x12\x16.navarch.v1.GetRequest\x1a\x1a.navarch.v1.ObjectResponse\x12\x39\n\x04List\x12\x17.navarch.v1.ListRequest\x1a\x18.navarch.v1.ListResponse\x12;\n\x05Watch\x12\x18.navarch.v1.WatchRequest\x1a\x16.navarch.v1.WatchEvent0\x01\x12?\n\x06Update\x12\x19.navarch.v1.UpdateRequest\x1a\x1a.navarch.v1.ObjectResponse\x12=\n\x05Patch\x12\x18.navarch.v1.PatchRequest\x1a\x1a.navarch.v1.ObjectResponse\x12?\n\x06\x44\x65lete\x12\x19.navarch.v1.DeleteRequest\x1a\x1a.navarch.v1.ObjectResponse2\xa5\x01\n\tDiscovery\x12T\n\rListResources\x12 .navarch.v1.ListResourcesRequest\x1a!.navarch.v1.ListResourcesResponse\x12\x42\n\x07Version\x12\x1a.navarch.v1.VersionRequest\x1a\x1b.navarch.v1.VersionResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14navarch/v1/api.proto\x12\nnavarch.v1\x1a\x19google/protobuf/any.proto\"\xa3\x01\n\rCreateRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12$\n\x06object\x18\x03 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\x12\x0c\n\x04name\x18\x05 \x01(\t\x12\x0f\n\x07\x64ry_run\x18\x06 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x07 \x01(\t\"i\n\nGetRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x05 \x01(\t\"\xb8\x01\n\x0bListRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\x03\x12\x16\n\x0e\x63ontinue_token\x18\x06 \x01(\t\x12\x18\n\x10resource_version\x18\x07 \x01(\t\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\t\"\xa1\x01\n\x0cListResponse\x12#\n\x05items\x18\x01 \x03(\x0b\x32\x14.google.protobuf.Any\x12\x18\n\x10resource_version\x18\x02 \x01(\t\x12\x16\n\x0e\x63ontinue_token\x18\x03 \x01(\t\x12!\n\x14remaining_item_count\x18\x04 \x01(\x03H\x00\x88\x01\x01\x42\x17\n\x15_remaining_item_count\"\xca\x01\n\x0cWatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x16\n\x0elabel_selector\x18\x03 \x01(\t\x12\x16\n\x0e\x66ield_selector\x18\x04 \x01(\t\x12\x18\n\x10resource_version\x18\x05 \x01(\t\x12\x1d\n\x15\x61llow_watch_bookmarks\x18\x06 \x01(\x08\x12\x17\n\x0ftimeout_seconds\x18\x07 \x01(\x03\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\t\"@\n\nWatchEvent\x12\x0c\n\x04type\x18\x01 \x01(\t\x12$\n\x06object\x18\x02 \x01(\x0b\x32\x14.google.protobuf.Any\"9\n\x0fWatchEventBatch\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.navarch.v1.WatchEvent\"\x95\x01\n\rUpdateRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x13\n\x0bsubresource\x18\x03 \x01(\t\x12$\n\x06object\x18\x04 \x01(\x0b\x32\x14.google.protobuf.Any\x12\x0f\n\x07\x64ry_run\x18\x05 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x06 \x01(\t\"\x9f\x01\n\x0cPatchRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x13\n\x0bsubresource\x18\x04 \x01(\t\x12\x12\n\npatch_type\x18\x05 \x01(\t\x12\r\n\x05patch\x18\x06 \x01(\x0c\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\t\"6\n\rPreconditions\x12\x0b\n\x03uid\x18\x01 \x01(\t\x12\x18\n\x10resource_version\x18\x02 \x01(\t\"\xf2\x01\n\rDeleteRequest\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x11\n\tnamespace\x18\x02 \x01(\t\x12\x0c\n\x04name\x18\x03 \x01(\t\x12!\n\x14grace_period_seconds\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12\x1a\n\x12propagation_policy\x18\x05 \x01(\t\x12\x30\n\rpreconditions\x18\x06 \x01(\x0b\x32\x19.navarch.v1.Preconditions\x12\x0f\n\x07\x64ry_run\x18\x07 \x01(\x08\x12\x13\n\x0b\x61pi_version\x18\x08 \x01(\tB\x17\n\x15_grace_period_seconds\"6\n\x0eObjectResponse\x12$\n\x06object\x18\x01 \x01(\x0b\x32\x14.google.protobuf.Any\"\x16\n\x14ListResourcesRequest\"\xc4\x01\n\x0b\x41PIResource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x15\n\rsingular_name\x18\x02 \x01(\t\x12\x13\n\x0bshort_names\x18\x03 \x03(\t\x12\r\n\x05group\x18\x04 \x01(\t\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x0c\n\x04kind\x18\x06 \x01(\t\x12\x12\n\nnamespaced\x18\x07 \x01(\x08\x12\r\n\x05verbs\x18\x08 \x03(\t\x12\x14\n\x0csubresources\x18\t \x03(\t\x12\x14\n\x0cmessage_type\x18\n \x01(\t\"C\n\x15ListResourcesResponse\x12*\n\tresources\x18\x01 \x03(\x0b\x32\x17.navarch.v1.APIResource\"\x10\n\x0eVersionRequest\"`\n\x0fVersionResponse\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x12\n\ngit_commit\x18\x02 \x01(\t\x12\x16\n\x0epython_version\x18\x03 \x01(\t\x12\x10\n\x08platform\x18\x04 \x01(\t2\x89\x04\n\tResources\x12?\n\x06\x43reate\x12\x19.navarch.v1.CreateRequest\x1a\x1a.navarch.v1.ObjectResponse\x12\x39\n\x03Get\x12\x16.navarch.v1.GetRequest\x1a\x1a.navarch.v1.ObjectResponse\x12\x39\n\x04List\x12\x17.navarch.v1.ListRequest\x1a\x18.navarch.v1.ListResponse\x12;\n\x05Watch\x12\x18.navarch.v1.WatchRequest\x1a\x16.navarch.v1.WatchEvent0\x01\x12G\n\x0cWatchBatches\x12\x18.navarch.v1.WatchRequest\x1a\x1b.navarch.v1.WatchEventBatch0\x01\x12?\n\x06Update\x12\x19.navarch.v1.UpdateRequest\x1a\x1a.navarch.v1.ObjectResponse\x12=\n\x05Patch\x12\x18.navarch.v1.PatchRequest\x1a\x1a.navarch.v1.ObjectResponse\x12?\n\x06\x44\x65lete\x12\x19.navarch.v1.DeleteRequest\x1a\x1a.navarch.v1.ObjectResponse2\xa5\x01\n\tDiscovery\x12T\n\rListResources\x12 .navarch.v1.ListResourcesRequest\x1a!.navarch.v1.ListResourcesResponse\x12\x42\n\x07Version\x12\x1a.navarch.v1.VersionRequest\x1a\x1b.navarch.v1.VersionResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,28 +44,30 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHREQUEST']._serialized_end=890
   _globals['_WATCHEVENT']._serialized_start=892
   _globals['_WATCHEVENT']._serialized_end=956
-  _globals['_UPDATEREQUEST']._serialized_start=959
-  _globals['_UPDATEREQUEST']._serialized_end=1108
-  _globals['_PATCHREQUEST']._serialized_start=1111
-  _globals['_PATCHREQUEST']._serialized_end=1270
-  _globals['_PRECONDITIONS']._serialized_start=1272
-  _globals['_PRECONDITIONS']._serialized_end=1326
-  _globals['_DELETEREQUEST']._serialized_start=1329
-  _globals['_DELETEREQUEST']._serialized_end=1571
-  _globals['_OBJECTRESPONSE']._serialized_start=1573
-  _globals['_OBJECTRESPONSE']._serialized_end=1627
-  _globals['_LISTRESOURCESREQUEST']._serialized_start=1629
-  _globals['_LISTRESOURCESREQUEST']._serialized_end=1651
-  _globals['_APIRESOURCE']._serialized_start=1654
-  _globals['_APIRESOURCE']._serialized_end=1850
-  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1852
-  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1919
-  _globals['_VERSIONREQUEST']._serialized_start=1921
-  _globals['_VERSIONREQUEST']._serialized_end=1937
-  _globals['_VERSIONRESPONSE']._serialized_start=1939
-  _globals['_VERSIONRESPONSE']._serialized_end=2035
-  _globals['_RESOURCES']._serialized_start=2038
-  _globals['_RESOURCES']._serialized_end=2486
-  _globals['_DISCOVERY']._serialized_start=2489
-  _globals['_DISCOVERY']._serialized_end=2654
+  _globals['_WATCHEVENTBATCH']._serialized_start=958
+  _globals['_WATCHEVENTBATCH']._serialized_end=1015
+  _globals['_UPDATEREQUEST']._serialized_start=1018
+  _globals['_UPDATEREQUEST']._serialized_end=1167
+  _globals['_PATCHREQUEST']._serialized_start=1170
+  _globals['_PATCHREQUEST']._serialized_end=1329
+  _globals['_PRECONDITIONS']._serialized_start=1331
+  _globals['_PRECONDITIONS']._serialized_end=1385
+  _globals['_DELETEREQUEST']._serialized_start=1388
+  _globals['_DELETEREQUEST']._serialized_end=1630
+  _globals['_OBJECTRESPONSE']._serialized_start=1632
+  _globals['_OBJECTRESPONSE']._serialized_end=1686
+  _globals['_LISTRESOURCESREQUEST']._serialized_start=1688
+  _globals['_LISTRESOURCESREQUEST']._serialized_end=1710
+  _globals['_APIRESOURCE']._serialized_start=1713
+  _globals['_APIRESOURCE']._serialized_end=1909
+  _globals['_LISTRESOURCESRESPONSE']._serialized_start=1911
+  _globals['_LISTRESOURCESRESPONSE']._serialized_end=1978
+  _globals['_VERSIONREQUEST']._serialized_start=1980
+  _globals['_VERSIONREQUEST']._serialized_end=1996
+  _globals['_VERSIONRESPONSE']._serialized_start=1998
+  _globals['_VERSIONRESPONSE']._serialized_end=2094
+  _globals['_RESOURCES']._serialized_start=2097
+  _globals['_RESOURCES']._serialized_end=2618
+  _globals['_DISCOVERY']._serialized_start=2621
+  _globals['_DISCOVERY']._serialized_end=2786
 # @@protoc_insertion_point(module_scope)

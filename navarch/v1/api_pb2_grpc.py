@@ -55,6 +55,11 @@ class ResourcesStub(object):
                 request_serializer=navarch_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
                 response_deserializer=navarch_dot_v1_dot_api__pb2.WatchEvent.FromString,
                 _registered_method=True)
+        self.WatchBatches = channel.unary_stream(
+                '/navarch.v1.Resources/WatchBatches',
+                request_serializer=navarch_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
+                response_deserializer=navarch_dot_v1_dot_api__pb2.WatchEventBatch.FromString,
+                _registered_method=True)
         self.Update = channel.unary_unary(
                 '/navarch.v1.Resources/Update',
                 request_serializer=navarch_dot_v1_dot_api__pb2.UpdateRequest.SerializeToString,
@@ -106,6 +111,15 @@ class ResourcesServicer(object):
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchBatches(self, request, context):
+        """Watch, with every event ready to send at the time in one message (at least one):
+        the same events in the same order, in fewer and larger messages when changes come
+        fast. The SDK watches with it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Update(self, request, context):
         """Replace an object (or its "status" or "scale" subresource). ABORTED when
         metadata.resourceVersion is set and no longer current.
@@ -151,6 +165,11 @@ def add_ResourcesServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=navarch_dot_v1_dot_api__pb2.WatchRequest.FromString,
                     response_serializer=navarch_dot_v1_dot_api__pb2.WatchEvent.SerializeToString,
+            ),
+            'WatchBatches': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchBatches,
+                    request_deserializer=navarch_dot_v1_dot_api__pb2.WatchRequest.FromString,
+                    response_serializer=navarch_dot_v1_dot_api__pb2.WatchEventBatch.SerializeToString,
             ),
             'Update': grpc.unary_unary_rpc_method_handler(
                     servicer.Update,
@@ -277,6 +296,33 @@ class Resources(object):
             '/navarch.v1.Resources/Watch',
             navarch_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
             navarch_dot_v1_dot_api__pb2.WatchEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchBatches(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/navarch.v1.Resources/WatchBatches',
+            navarch_dot_v1_dot_api__pb2.WatchRequest.SerializeToString,
+            navarch_dot_v1_dot_api__pb2.WatchEventBatch.FromString,
             options,
             channel_credentials,
             insecure,

@@ -91,19 +91,38 @@ def _in_version(resources: Resources, resource: str, api_version: str, obj: Mess
     return converted
 
 
-async def _converted_events(events: AsyncGenerator[bytes, None], kind: Kind,
-                            version: Kind) -> AsyncGenerator[bytes, None]:
-    """Serialized WatchEvents of ``kind`` re-encoded with their objects in ``version``."""
-    async with contextlib.aclosing(events):
-        async for data in events:
-            event = api_pb2.WatchEvent.FromString(data)
-            if event.type == "BOOKMARK":
-                # only metadata.resourceVersion: the same bytes read in every version
-                event.object.type_url = f"type.googleapis.com/{version.message_type}"
-            else:
-                stored = kind.message.FromString(event.object.value)
-                event.object.Pack(conversion.from_storage(stored, version))
-            yield event.SerializeToString()
+async def _converted_events(batches: AsyncGenerator[list[bytes], None], kind: Kind,
+                            version: Kind) -> AsyncGenerator[builtins.list[bytes], None]:
+    """Batches of serialized WatchEvents of ``kind`` re-encoded with their objects in
+    ``version``."""
+    def convert(data: bytes) -> bytes:
+        event = api_pb2.WatchEvent.FromString(data)
+        if event.type == "BOOKMARK":
+            # only metadata.resourceVersion: the same bytes read in every version
+            event.object.type_url = f"type.googleapis.com/{version.message_type}"
+        else:
+            stored = kind.message.FromString(event.object.value)
+            event.object.Pack(conversion.from_storage(stored, version))
+        return event.SerializeToString()
+
+    async with contextlib.aclosing(batches):
+        async for batch in batches:
+            yield [convert(data) for data in batch]
+
+
+def encode_event_batch(batch: list[bytes]) -> bytes:
+    """A serialized WatchEventBatch of serialized WatchEvents, framed without decoding
+    them: field 1 (length-delimited) once per event."""
+    return b"".join(b"\x0a" + _varint(len(data)) + data for data in batch)
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while n > 0x7F:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 class ApiService:
@@ -232,35 +251,54 @@ class ApiService:
 
     async def watch(self, req: api_pb2.WatchRequest,
                     context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
-        """Resources.Watch: a stream of serialized WatchEvents."""
+        """Resources.Watch: a stream of serialized WatchEvents, one per message."""
+        batches = self._watch_batches(req, context)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                for data in batch:
+                    yield data
+
+    async def watch_batches(self, req: api_pb2.WatchRequest,
+                            context: grpc.aio.ServicerContext[Any, Any]
+                            ) -> AsyncIterator[bytes]:
+        """Resources.WatchBatches: the same events as Watch, each message a serialized
+        WatchEventBatch of every event ready at the time."""
+        batches = self._watch_batches(req, context)
+        async with contextlib.aclosing(batches):
+            async for batch in batches:
+                yield encode_event_batch(batch)
+
+    async def _watch_batches(self, req: api_pb2.WatchRequest,
+                             context: grpc.aio.ServicerContext[Any, Any]
+                             ) -> AsyncGenerator[builtins.list[bytes], None]:
         try:
             kind = self.resources.kind(req.resource)
             self._admit(context, self._attrs("watch", req.resource, "", req.namespace, "",
                                              collection=True))
-            events = self.resources.watch(
+            batches = self.resources.watch(
                 req.resource, req.namespace, label_selector=req.label_selector,
                 field_selector=req.field_selector, resource_version=req.resource_version,
                 bookmark_interval=self.bookmark_interval if req.allow_watch_bookmarks else 0.0)
             version = conversion.served_kind(kind, req.api_version)
             if version is not kind:
-                events = _converted_events(events, kind, version)
+                batches = _converted_events(batches, kind, version)
             WATCHERS.labels(req.resource).inc()
             deadline = time.monotonic() + req.timeout_seconds if req.timeout_seconds > 0 else None
-            async with contextlib.aclosing(events):
+            async with contextlib.aclosing(batches):
                 while True:
                     if deadline is None:
-                        data = await anext(events, None)
+                        batch = await anext(batches, None)
                     else:
                         left = deadline - time.monotonic()
                         if left <= 0:
                             return
                         try:
-                            data = await asyncio.wait_for(anext(events, None), left)
+                            batch = await asyncio.wait_for(anext(batches, None), left)
                         except TimeoutError:
                             return
-                    if data is None:
+                    if batch is None:
                         return
-                    yield data
+                    yield batch
         except ApiError as exc:
             await context.abort_with_status(rpc_status.to_status(exc.to_status()))
 
@@ -345,6 +383,9 @@ class ApiService:
             "List": unary(self.list, api_pb2.ListRequest),
             "Watch": grpc.unary_stream_rpc_method_handler(
                 self.watch, request_deserializer=api_pb2.WatchRequest.FromString,
+                response_serializer=_identity),
+            "WatchBatches": grpc.unary_stream_rpc_method_handler(
+                self.watch_batches, request_deserializer=api_pb2.WatchRequest.FromString,
                 response_serializer=_identity),
             "Update": unary(self.update, api_pb2.UpdateRequest),
             "Patch": unary(self.patch, api_pb2.PatchRequest),

@@ -350,8 +350,8 @@ class Resources:
 
     async def watch(self, resource: str, namespace: str = "", *, label_selector: str = "",
                     field_selector: str = "", resource_version: str = "",
-                    bookmark_interval: float = 0.0) -> AsyncGenerator[bytes, None]:
-        """Serialized WatchEvents; see WatchCache.watch."""
+                    bookmark_interval: float = 0.0) -> AsyncGenerator[builtins.list[bytes], None]:
+        """Serialized WatchEvents, in batches; see WatchCache.watch."""
         kind = self.kind(resource)
         predicate = self._predicate(kind, namespace, label_selector, field_selector)
         revision = objects.parse_resource_version(resource_version)

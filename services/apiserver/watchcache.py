@@ -19,6 +19,7 @@ Contracts:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import contextlib
 import time
 from collections import deque
@@ -40,6 +41,9 @@ from .storage import Compacted, Store, StoreEvent, scan
 __all__ = ["CacheEvent", "CachedObject", "Describe", "Predicate", "WatchCache", "Watcher"]
 
 log = structlog.get_logger("navarch.apiserver.watchcache")
+
+BATCH_EVENTS = 500       # at most this many events per batch of a client watch
+BATCH_BYTES = 1 << 20    # a batch ends once it holds this many bytes
 
 # (labels, fields) of an object, for selectors. Fields always include metadata.name and
 # metadata.namespace.
@@ -344,11 +348,16 @@ class WatchCache:
     # --- watches ----------------------------------------------------------------------
 
     async def watch(self, predicate: Predicate, resource_version: int,
-                    *, bookmark_interval: float = 0.0) -> AsyncGenerator[bytes, None]:
-        """Serialized WatchEvents for ``predicate`` after ``resource_version``.
+                    *, bookmark_interval: float = 0.0
+                    ) -> AsyncGenerator[builtins.list[bytes], None]:
+        """Serialized WatchEvents for ``predicate`` after ``resource_version``, in batches.
 
-        ``resource_version`` 0 starts with an ADDED event per current object. Ends when the
-        watcher is closed (the client resumes) or the caller stops iterating.
+        ``resource_version`` 0 starts with an ADDED event per current object. Each batch is
+        every event queued for the watcher when it is taken (at least one; at most
+        ``BATCH_EVENTS`` or about ``BATCH_BYTES``), so that a client falling behind a
+        burst catches up in a few messages instead of one per event: Kubernetes' watch
+        handler likewise flushes only when its channel is empty. Ends when the watcher is
+        closed (the client resumes) or the caller stops iterating.
         """
         if resource_version:
             await self.wait_fresh(resource_version)
@@ -375,7 +384,8 @@ class WatchCache:
             self.watchers.discard(watcher)
             watcher.closed = True
 
-    async def _drain(self, watcher: Watcher, bookmark_interval: float) -> AsyncIterator[bytes]:
+    async def _drain(self, watcher: Watcher, bookmark_interval: float
+                     ) -> AsyncIterator[builtins.list[bytes]]:
         queue = watcher.queue
         while True:
             try:
@@ -388,10 +398,20 @@ class WatchCache:
                 # so that it can resume from there.
                 if self.revision > watcher.sent_revision and queue.empty():
                     watcher.sent_revision = self.revision
-                    yield encode_event("BOOKMARK", self.type_url,
-                                       objects.with_resource_version(b"", self.revision))
+                    yield [encode_event("BOOKMARK", self.type_url,
+                                        objects.with_resource_version(b"", self.revision))]
                 continue
             if data is None:
                 return
-            yield data
+            batch, size, ended = [data], len(data), False
+            while not queue.empty() and len(batch) < BATCH_EVENTS and size < BATCH_BYTES:
+                data = queue.get_nowait()
+                if data is None:
+                    ended = True
+                    break
+                batch.append(data)
+                size += len(data)
+            yield batch
+            if ended:
+                return
 

@@ -11,6 +11,8 @@ import aetcd
 import pytest
 
 import navarch
+from navarch.v1 import api_pb2, core_pb2
+from services.apiserver.watchcache import BATCH_EVENTS
 from tests.api.harness import ApiServerProcess
 from tests.api.util import configmap, next_events, pod
 from tests.store.cluster import StoreCluster
@@ -257,3 +259,43 @@ async def test_list_at_compacted_revision_is_gone(fresh_store: StoreCluster,
                 await cms.list(resource_version=page.resource_version)
     finally:
         server.stop()
+
+
+async def test_watch_batches_carry_every_queued_event(client: navarch.Client, ns: str) -> None:
+    """WatchBatches sends what is queued for the watcher in one message (at most
+    BATCH_EVENTS); Watch sends the same events one per message."""
+    cms = client.configmaps(ns)
+    start = await cms.list()
+    names = iter(range(BATCH_EVENTS + 10))
+
+    async def creator() -> None:
+        for i in names:
+            await cms.create(configmap(f"c{i:04d}", ns))
+
+    await asyncio.gather(*(creator() for _ in range(16)))
+    await cms.list()  # a consistent read: the watch cache now holds every create
+    request = api_pb2.WatchRequest(resource="configmaps", namespace=ns,
+                                   resource_version=start.resource_version)
+
+    async def messages(method: str, events: int) -> list[list[tuple[str, str, str]]]:
+        call = client.stream(method, request)
+        got: list[list[tuple[str, str, str]]] = []
+        try:
+            while sum(map(len, got)) < events:
+                msg = await asyncio.wait_for(call.read(), 20)
+                batch = msg.events if method == "WatchBatches" else [msg]
+                got.append([(e.type, e.object.type_url.rsplit(".", 1)[-1],
+                             core_pb2.ConfigMap.FromString(e.object.value).metadata.name)
+                            for e in batch])
+        finally:
+            call.cancel()
+        return got
+
+    batches = await messages("WatchBatches", BATCH_EVENTS + 10)
+    single = await messages("Watch", BATCH_EVENTS + 10)
+    assert [len(b) for b in batches] == [BATCH_EVENTS, 10]
+    assert [len(m) for m in single] == [1] * (BATCH_EVENTS + 10)
+    flat = [e for b in batches for e in b]
+    assert flat == [e for m in single for e in m]
+    assert {t for t, _, _ in flat} == {"ADDED"} and {k for _, k, _ in flat} == {"ConfigMap"}
+    assert sorted(n for _, _, n in flat) == [f"c{i:04d}" for i in range(BATCH_EVENTS + 10)]

@@ -12,12 +12,21 @@ from deploy.nodeenv import command_line, pid_in_file
 
 
 def test_a_running_process_is_recognised_by_its_markers(tmp_path: Path) -> None:
-    pid_file = tmp_path / "me.pid"
-    pid_file.write_text(str(os.getpid()))
-    own = command_line(os.getpid())
-    assert own is not None and sys.executable.encode() in own
-    assert pid_in_file(pid_file, sys.executable.encode()) == os.getpid()
-    assert pid_in_file(pid_file, b"no-such-marker") is None
+    marker = f"marker-{os.getpid()}"
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys; print(flush=True); sys.stdin.read()", marker],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert child.stdout is not None
+        child.stdout.readline()  # it runs its own command line now, not ours
+        pid_file = tmp_path / "child.pid"
+        pid_file.write_text(str(child.pid))
+        own = command_line(child.pid)
+        assert own is not None and marker.encode() in own
+        assert pid_in_file(pid_file, marker.encode()) == child.pid
+        assert pid_in_file(pid_file, b"no-such-marker") is None
+    finally:
+        child.communicate(b"")  # stdin closed: the child exits
 
 
 def test_gone_zombie_and_garbage_count_as_not_running(tmp_path: Path) -> None:
