@@ -2,6 +2,7 @@
 containers, and usage, through the API server's Pods service to the pod's node.
 
     logs POD|TYPE/NAME ─▶ Pods.Logs ─▶ chunks to stdout as they come
+    logs -l SELECTOR   ─▶ each matching pod's, one after the other (-f: all at once)
     exec POD -- CMD    ─▶ Pods.Exec ─▶ stdout/stderr as they come; exit with its code
                           (-i: our stdin goes along; -t: raw terminal, resizes follow)
     top pods | nodes   ─▶ Pods.Top  ─▶ kubectl's table (nodes: the sum of their pods)
@@ -25,8 +26,8 @@ from navarch._navctl.tabwriter import align_table
 from navarch._quantity import QuantityError, parse_quantity
 from navarch.v1 import core_pb2, node_pb2
 
-__all__ = ["add_arguments", "format_cpu", "format_memory", "percent", "run_exec",
-           "run_logs", "run_top"]
+__all__ = ["add_arguments", "format_cpu", "format_memory", "logs_plan", "percent",
+           "prefixed", "run_exec", "run_logs", "run_top"]
 
 _OWNERS = {"deployment": "deployments", "deploy": "deployments", "replicaset": "replicasets",
            "rs": "replicasets", "job": "jobs", "statefulset": "statefulsets",
@@ -69,19 +70,81 @@ def _write(stream: Any, data: bytes) -> None:
         stream.flush()
 
 
+DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
+SELECTOR_TAIL = 10  # kubectl's --tail when pods are chosen by a selector
+
+
+def logs_plan(pods: list[core_pb2.Pod], container: str, all_containers: bool
+              ) -> list[tuple[str, str]]:
+    """(pod, container) pairs whose logs ``logs -l`` prints, in order: each pod's
+    ``container``, or with ``all_containers`` its init containers then its containers, or
+    else its default container (the default-container annotation, else the first)."""
+    plan = []
+    for pod in pods:
+        if container:
+            names = [container]
+        elif all_containers:
+            names = [c.name for c in (*pod.spec.init_containers, *pod.spec.containers)]
+        else:
+            names = [pod.metadata.annotations.get(DEFAULT_CONTAINER)
+                     or (pod.spec.containers[0].name if pod.spec.containers else "")]
+        plan += [(pod.metadata.name, name) for name in names]
+    return plan
+
+
+def prefixed(data: bytes, prefix: bytes) -> bytes:
+    """Every line of ``data`` (whole lines) with ``prefix`` in front."""
+    return b"".join(prefix + line for line in data.splitlines(keepends=True))
+
+
 async def run_logs(ctx: Context, args: argparse.Namespace) -> None:
-    """Print a container's log (``-f`` follows it until the container stops)."""
-    pod = await _pod_name(ctx, args.pod, "get logs of")
-    request = node_pb2.ContainerLogsRequest(
-        namespace=ctx.namespace, pod=pod, container=args.container or "",
-        follow=args.follow, timestamps=args.timestamps, previous=args.previous,
-        limit_bytes=args.limit_bytes)
-    if args.tail >= 0:
-        request.tail_lines = args.tail
-    if args.since:
-        request.since_seconds = max(1, int(parse_duration(args.since, "--since")))
-    async for chunk in ctx.client().pod_logs(request):
-        _write(ctx.out, chunk)
+    """Print a container's log (``-f`` follows it until the container stops); with
+    ``-l``, those of every matching pod, as kubectl does."""
+    if args.selector and args.pod:
+        raise NavctlError("only a selector (-l) or a POD name is allowed")
+    if not args.selector and not args.pod:
+        raise NavctlError("'logs (POD | TYPE/NAME) [CONTAINER_NAME]'.\n"
+                          "POD or TYPE/NAME is a required argument for the logs command")
+    if args.selector:
+        pods = (await ctx.client().pods(ctx.namespace).list(
+            label_selector=args.selector)).items
+        plan = logs_plan(sorted(pods, key=lambda p: p.metadata.name), args.container,
+                         args.all_containers)
+        if args.follow and len(plan) > args.max_log_requests:
+            raise NavctlError(
+                f"you are attempting to follow {len(plan)} log streams, but maximum allowed "
+                f"concurrency is {args.max_log_requests}, use --max-log-requests to increase "
+                "the limit")
+        tail = args.tail if args.tail >= 0 else SELECTOR_TAIL
+    else:
+        pod = await _pod_name(ctx, args.pod, "get logs of")
+        if args.all_containers or args.prefix:  # the container names are needed
+            found = await ctx.client().pods(ctx.namespace).get(pod)
+            plan = logs_plan([found], args.container, args.all_containers)
+        else:
+            plan = [(pod, args.container)]
+        tail = args.tail
+    if not plan:
+        ctx.warn(f"No resources found in {ctx.namespace} namespace.")
+        return
+
+    async def one(pod: str, container: str) -> None:
+        request = node_pb2.ContainerLogsRequest(
+            namespace=ctx.namespace, pod=pod, container=container, follow=args.follow,
+            timestamps=args.timestamps, previous=args.previous, limit_bytes=args.limit_bytes)
+        if tail >= 0:
+            request.tail_lines = tail
+        if args.since:
+            request.since_seconds = max(1, int(parse_duration(args.since, "--since")))
+        prefix = f"[pod/{pod}/{container}] ".encode() if args.prefix else b""
+        async for chunk in ctx.client().pod_logs(request):
+            _write(ctx.out, prefixed(chunk, prefix) if prefix else chunk)
+
+    if args.follow:  # every stream at once, lines as they come
+        await asyncio.gather(*(one(pod, container) for pod, container in plan))
+    else:
+        for pod, container in plan:
+            await one(pod, container)
 
 
 class _Input:
@@ -282,10 +345,19 @@ async def run_top(ctx: Context, args: argparse.Namespace) -> None:
 def add_arguments(sub: Any, command: Any) -> None:
     """Register logs, exec and top on navctl's sub-parsers (``command`` makes one)."""
     p = command(sub, "logs", run_logs, "Print the logs of a container in a pod")
-    p.add_argument("pod", metavar="POD | TYPE/NAME")
+    p.add_argument("pod", metavar="POD | TYPE/NAME", nargs="?", default="")
     p.add_argument("-c", "--container", default="")
+    p.add_argument("-l", "--selector", default="",
+                   help="the logs of every pod matching this label selector")
+    p.add_argument("--all-containers", action="store_true",
+                   help="every container of the pods, init containers first")
+    p.add_argument("--prefix", action="store_true",
+                   help="start each line with [pod/NAME/CONTAINER]")
+    p.add_argument("--max-log-requests", type=int, default=5,
+                   help="with -l and -f, the most streams to follow at once")
     p.add_argument("-f", "--follow", action="store_true", help="stream new lines")
-    p.add_argument("--tail", type=int, default=-1, help="only the last N lines")
+    p.add_argument("--tail", type=int, default=-1,
+                   help="only the last N lines (-1: all; with -l the default is 10)")
     p.add_argument("--since", default="", help="only newer lines: 10s, 5m, 1h")
     p.add_argument("--timestamps", action="store_true")
     p.add_argument("-p", "--previous", action="store_true",

@@ -267,6 +267,31 @@ async def test_get_nothing_and_missing(apiserver: ApiServerProcess, ns: str) -> 
         1, 'error: the server doesn\'t have a resource type "widgets"\n')
 
 
+async def test_logs_arguments_and_selector_errors(apiserver: ApiServerProcess,
+                                                  client: navarch.Client, ns: str) -> None:
+    neither = await navctl(apiserver, "-n", ns, "logs")
+    assert neither.code == 1
+    assert "POD or TYPE/NAME is a required argument for the logs command" in neither.err
+    both = await navctl(apiserver, "-n", ns, "logs", "p", "-l", "app=x")
+    assert (both.code, both.err) == (1, "error: only a selector (-l) or a POD name is "
+                                        "allowed\n")
+    nothing = await navctl(apiserver, "-n", ns, "logs", "-l", "app=x")
+    assert (nothing.code, nothing.out, nothing.err) == (
+        0, "", f"No resources found in {ns} namespace.\n")
+    for i in range(3):
+        p = pod(f"x{i}", ns)
+        p.metadata.labels["app"] = "x"
+        await client.pods(ns).create(p)
+    too_many = await navctl(apiserver, "-n", ns, "logs", "-l", "app=x", "-f",
+                            "--max-log-requests", "2")
+    assert (too_many.code, too_many.err) == (
+        1, "error: you are attempting to follow 3 log streams, but maximum allowed "
+           "concurrency is 2, use --max-log-requests to increase the limit\n")
+    unscheduled = await navctl(apiserver, "-n", ns, "logs", "-l", "app=x")
+    assert unscheduled.code == 1
+    assert "pod x0 is not scheduled to a node yet" in unscheduled.err
+
+
 async def test_get_manifest_objects(apiserver: ApiServerProcess, client: navarch.Client,
                                     ns: str, tmp_path: Path) -> None:
     await client.configmaps(ns).create(configmap("cfg", ns))

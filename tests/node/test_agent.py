@@ -218,6 +218,34 @@ async def test_init_containers_run_first_and_in_order(
     assert logs.split() == ["i1", "i2", "main"]
 
 
+async def test_logs_of_pods_by_selector(cluster: AgentCluster, client: navarch.Client,
+                                        ns: str, registry: dict[str, str]) -> None:
+    bb = registry["busybox"]
+    for name in ("chat-b", "chat-a"):
+        p = pod(name, ns, [{"name": "c", "image": bb, "command": [
+            "sh", "-c", f"for i in $(seq 1 12); do echo {name} $i; done; sleep 3600"]}],
+            initContainers=[{"name": "init", "image": bb, "command": ["echo", f"{name} init"]}])
+        p.metadata.labels["app"] = "chat"
+        await client.pods(ns).create(p)
+    for name in ("chat-a", "chat-b"):
+        await pod_where(client, ns, name, running, 60, "running")
+
+    async def all_written() -> bool:
+        out = await navctl(cluster, "-n", ns, "logs", "-l", "app=chat", "--tail", "1")
+        return out.split("\n")[:2] == ["chat-a 12", "chat-b 12"]
+    await eventually(all_written, 20, "both pods' last lines")
+    out = await navctl(cluster, "-n", ns, "logs", "-l", "app=chat", "--prefix")
+    # kubectl's default with a selector: the last 10 lines of each pod, pods by name
+    assert out.splitlines() == [f"[pod/{n}/c] {n} {i}" for n in ("chat-a", "chat-b")
+                                for i in range(3, 13)]
+    out = await navctl(cluster, "-n", ns, "logs", "-l", "app=chat", "--all-containers",
+                       "--tail", "1", "--prefix")
+    assert out.splitlines() == ["[pod/chat-a/init] chat-a init", "[pod/chat-a/c] chat-a 12",
+                                "[pod/chat-b/init] chat-b init", "[pod/chat-b/c] chat-b 12"]
+    out = await navctl(cluster, "-n", ns, "logs", "chat-b", "--all-containers")
+    assert out.splitlines() == ["chat-b init", *(f"chat-b {i}" for i in range(1, 13))]
+
+
 async def test_configmap_and_secret_reach_volumes_and_env(
         cluster: AgentCluster, client: navarch.Client, ns: str,
         registry: dict[str, str]) -> None:
