@@ -289,6 +289,11 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    help="patch the objects these manifests name")
     p.add_argument("-o", "--output", choices=("yaml", "json", "name"))
     _dry_run_flag(p)
+    from navarch._navctl.edit import run_edit
+
+    p = _command(sub, "edit", run_edit, "Edit an object in $KUBE_EDITOR or $EDITOR (else vi) "
+                                        "and save it back")
+    p.add_argument("targets", nargs="+", metavar="TYPE NAME | TYPE/NAME")
     from navarch._navctl.wait import run_wait
 
     p = _command(sub, "wait", run_wait, "Wait until objects meet a condition")
