@@ -263,9 +263,10 @@ async def test_list_at_compacted_revision_is_gone(fresh_store: StoreCluster,
 
 async def test_watch_batches_carry_every_queued_event(client: navarch.Client, ns: str) -> None:
     """WatchBatches sends what is queued for the watcher in one message (at most
-    BATCH_EVENTS); Watch sends the same events one per message."""
+    BATCH_EVENTS); Watch sends the same events one per message. A watch from "" waits
+    until the watch cache holds the store's latest revision, then queues an ADDED event
+    for every object at once: the queue is known in full when the first message goes."""
     cms = client.configmaps(ns)
-    start = await cms.list()
     names = iter(range(BATCH_EVENTS + 10))
 
     async def creator() -> None:
@@ -273,15 +274,15 @@ async def test_watch_batches_carry_every_queued_event(client: navarch.Client, ns
             await cms.create(configmap(f"c{i:04d}", ns))
 
     await asyncio.gather(*(creator() for _ in range(16)))
-    await cms.list()  # a consistent read: the watch cache now holds every create
-    request = api_pb2.WatchRequest(resource="configmaps", namespace=ns,
-                                   resource_version=start.resource_version)
+    expected = [c.metadata.name for c in (await cms.list()).items]
+    assert len(expected) >= BATCH_EVENTS + 10
+    request = api_pb2.WatchRequest(resource="configmaps", namespace=ns)
 
-    async def messages(method: str, events: int) -> list[list[tuple[str, str, str]]]:
+    async def messages(method: str) -> list[list[tuple[str, str, str]]]:
         call = client.stream(method, request)
         got: list[list[tuple[str, str, str]]] = []
         try:
-            while sum(map(len, got)) < events:
+            while sum(map(len, got)) < len(expected):
                 msg = await asyncio.wait_for(call.read(), 20)
                 batch = msg.events if method == "WatchBatches" else [msg]
                 got.append([(e.type, e.object.type_url.rsplit(".", 1)[-1],
@@ -291,11 +292,10 @@ async def test_watch_batches_carry_every_queued_event(client: navarch.Client, ns
             call.cancel()
         return got
 
-    batches = await messages("WatchBatches", BATCH_EVENTS + 10)
-    single = await messages("Watch", BATCH_EVENTS + 10)
-    assert [len(b) for b in batches] == [BATCH_EVENTS, 10]
-    assert [len(m) for m in single] == [1] * (BATCH_EVENTS + 10)
+    batches = await messages("WatchBatches")
+    single = await messages("Watch")
+    assert [len(b) for b in batches] == [BATCH_EVENTS, len(expected) - BATCH_EVENTS]
+    assert [len(m) for m in single] == [1] * len(expected)
     flat = [e for b in batches for e in b]
     assert flat == [e for m in single for e in m]
-    assert {t for t, _, _ in flat} == {"ADDED"} and {k for _, k, _ in flat} == {"ConfigMap"}
-    assert sorted(n for _, _, n in flat) == [f"c{i:04d}" for i in range(BATCH_EVENTS + 10)]
+    assert flat == [("ADDED", "ConfigMap", name) for name in expected]
