@@ -23,6 +23,7 @@ from navarch._labels import label_selector
 from navarch._navctl.context import Context, parse_duration
 from navarch._navctl.errors import NavctlError
 from navarch._navctl.tabwriter import align_table
+from navarch._pods import default_container
 from navarch._quantity import QuantityError, parse_quantity
 from navarch.v1 import core_pb2, node_pb2
 
@@ -70,7 +71,6 @@ def _write(stream: Any, data: bytes) -> None:
         stream.flush()
 
 
-DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 SELECTOR_TAIL = 10  # kubectl's --tail when pods are chosen by a selector
 
 
@@ -86,8 +86,7 @@ def logs_plan(pods: list[core_pb2.Pod], container: str, all_containers: bool
         elif all_containers:
             names = [c.name for c in (*pod.spec.init_containers, *pod.spec.containers)]
         else:
-            names = [pod.metadata.annotations.get(DEFAULT_CONTAINER)
-                     or (pod.spec.containers[0].name if pod.spec.containers else "")]
+            names = [default_container(pod)]
         plan += [(pod.metadata.name, name) for name in names]
     return plan
 

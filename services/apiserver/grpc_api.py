@@ -27,7 +27,7 @@ import navarch
 from navarch._kinds import KINDS, Kind
 from navarch.v1 import api_pb2
 
-from . import conversion
+from . import conversion, objects
 from .auth import AllowAll, AnonymousAuthenticator, Attributes, Authenticator, Authorizer
 from .errors import ApiError, bad_request
 from .resources import Resources
@@ -110,19 +110,11 @@ async def _converted_events(batches: AsyncGenerator[list[bytes], None], kind: Ki
             yield [convert(data) for data in batch]
 
 
-def encode_event_batch(batch: list[bytes]) -> bytes:
+def encode_event_batch(batch: builtins.list[bytes]) -> bytes:
     """A serialized WatchEventBatch of serialized WatchEvents, framed without decoding
-    them: field 1 (length-delimited) once per event."""
-    return b"".join(b"\x0a" + _varint(len(data)) + data for data in batch)
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while n > 0x7F:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
+    them: its ``events`` field once per event."""
+    field = api_pb2.WatchEventBatch.EVENTS_FIELD_NUMBER
+    return b"".join(objects.length_delimited(field, data) for data in batch)
 
 
 class ApiService:

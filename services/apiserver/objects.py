@@ -28,6 +28,7 @@ __all__ = [
     "ContinueToken",
     "decode",
     "encode",
+    "length_delimited",
     "object_key",
     "parse_resource_version",
     "prefix_end",
@@ -82,14 +83,16 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-def _length_delimited(field: int, payload: bytes) -> bytes:
+def length_delimited(field: int, payload: bytes) -> bytes:
+    """``payload`` as protobuf field ``field`` of wire type 2 (bytes, string, message):
+    concatenated onto a serialized message, it sets or (repeated) appends that field."""
     return _varint(field << 3 | 2) + _varint(len(payload)) + payload
 
 
 def with_resource_version(stored: bytes, revision: int) -> bytes:
     """Stored bytes of any kind, with ``metadata.resourceVersion`` set to ``revision``."""
-    version = _length_delimited(_RESOURCE_VERSION_FIELD, str(revision).encode())
-    return stored + _length_delimited(METADATA_FIELD, version)
+    version = length_delimited(_RESOURCE_VERSION_FIELD, str(revision).encode())
+    return stored + length_delimited(METADATA_FIELD, version)
 
 
 def encode(obj: Obj) -> bytes:

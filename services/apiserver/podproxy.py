@@ -22,6 +22,7 @@ import grpc
 import structlog
 from grpc_status import rpc_status
 
+from navarch._pods import default_container
 from navarch.v1 import core_pb2, node_pb2, node_pb2_grpc
 
 from .errors import ApiError
@@ -49,19 +50,6 @@ def node_address(node: core_pb2.Node) -> str:
                        reason="BadRequest")
     port = node.status.daemon_endpoints.kubelet_endpoint.port or KUBELET_PORT
     return f"[{ip}]:{port}" if ":" in ip else f"{ip}:{port}"
-
-
-DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
-
-
-def default_container(pod: core_pb2.Pod) -> str:
-    """The container logs and exec mean when none is named, as kubectl picks it: the
-    default-container annotation, else the first regular container (init containers
-    are only ever named explicitly)."""
-    named = pod.metadata.annotations.get(DEFAULT_CONTAINER, "")
-    if named:
-        return named
-    return pod.spec.containers[0].name if pod.spec.containers else ""
 
 
 def waiting_reason(pod: core_pb2.Pod, container: str) -> str:

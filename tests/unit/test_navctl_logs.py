@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from navarch._navctl.podio import DEFAULT_CONTAINER, logs_plan, prefixed
+from navarch._navctl.podio import logs_plan, prefixed
+from navarch._pods import DEFAULT_CONTAINER
 from navarch.v1 import core_pb2
 
 
