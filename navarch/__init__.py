@@ -41,14 +41,15 @@ _EXPORTS = {
     "Forbidden": "navarch._errors",
     "Unauthorized": "navarch._errors",
     "ServerUnavailable": "navarch._errors",
+    "TooManyRequests": "navarch._errors",
 }
 
 __all__ = [
     "KINDS", "AlreadyExists", "ApiError", "Client", "Conflict", "FieldError", "Forbidden",
     "Gone", "Informer", "Invalid", "Kind", "Manifest", "ManifestError", "NotFound",
-    "ObjectList", "ResourceClient", "ServerUnavailable", "Unauthorized", "WatchEvent",
-    "__version__", "from_dict", "load_manifests", "object_key", "resolve_server", "to_dict",
-    "v1",
+    "ObjectList", "ResourceClient", "ServerUnavailable", "TooManyRequests", "Unauthorized",
+    "WatchEvent", "__version__", "from_dict", "load_manifests", "object_key", "resolve_server",
+    "to_dict", "v1",
 ]
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
         Invalid,
         NotFound,
         ServerUnavailable,
+        TooManyRequests,
         Unauthorized,
     )
     from navarch._informer import Informer, object_key

@@ -34,6 +34,7 @@ from navarch.v1 import (
     coordination_pb2,
     core_pb2,
     node_pb2,
+    policy_pb2,
 )
 
 __all__ = ["Client", "ObjectList", "ResourceClient", "WatchEvent", "resolve_server"]
@@ -472,6 +473,30 @@ class Client:
     def leases(self, namespace: str = "default") -> ResourceClient[coordination_pb2.Lease]:
         """Leases."""
         return self.resource("leases", namespace)
+
+    def poddisruptionbudgets(self, namespace: str = "default"
+                             ) -> ResourceClient[policy_pb2.PodDisruptionBudget]:
+        """PodDisruptionBudgets (policy/v1)."""
+        return self.resource("poddisruptionbudgets", namespace)
+
+    async def evict(self, namespace: str, pod: str, *, grace_period_seconds: int | None = None,
+                    dry_run: bool = False) -> core_pb2.Pod:
+        """Evict a pod (pods/eviction): delete it if its PodDisruptionBudget allows.
+
+        Raises ``TooManyRequests`` (RESOURCE_EXHAUSTED) while the budget allows no
+        disruption: retry later, as ``navctl drain`` does every 5 s. Returns the pod's
+        last state (being deleted)."""
+        eviction = policy_pb2.Eviction(api_version="policy/v1", kind="Eviction")
+        eviction.metadata.name = pod
+        eviction.metadata.namespace = namespace
+        if grace_period_seconds is not None:
+            eviction.delete_options.grace_period_seconds = grace_period_seconds
+        if dry_run:
+            eviction.delete_options.dry_run.append("All")
+        response = await self.call("Create", api_pb2.CreateRequest(
+            resource="pods", namespace=namespace, name=pod, subresource="eviction",
+            object=_pack(eviction), dry_run=dry_run))
+        return cast(core_pb2.Pod, _decode_any(response.object))
 
     async def bind(self, namespace: str, pod: str, node: str) -> core_pb2.Pod:
         """Bind a pending pod to a node (pods/binding)."""

@@ -14,7 +14,7 @@ from google.rpc import error_details_pb2, status_pb2
 
 __all__ = [
     "AlreadyExists", "ApiError", "Conflict", "FieldViolation", "Forbidden", "Gone", "Invalid",
-    "NotFound", "ServerUnavailable", "Unauthorized", "from_rpc_error",
+    "NotFound", "ServerUnavailable", "TooManyRequests", "Unauthorized", "from_rpc_error",
 ]
 
 
@@ -62,6 +62,11 @@ class Forbidden(ApiError):
     """PERMISSION_DENIED or FAILED_PRECONDITION: not allowed (now)."""
 
 
+class TooManyRequests(ApiError):
+    """RESOURCE_EXHAUSTED: not now (an eviction that the pod's disruption budget refuses,
+    HTTP 429 in Kubernetes); retry later."""
+
+
 class Unauthorized(ApiError):
     """UNAUTHENTICATED: credentials missing or not valid."""
 
@@ -79,6 +84,7 @@ _BY_CODE: dict[grpc.StatusCode, type[ApiError]] = {
     grpc.StatusCode.PERMISSION_DENIED: Forbidden,
     grpc.StatusCode.FAILED_PRECONDITION: Forbidden,
     grpc.StatusCode.UNAUTHENTICATED: Unauthorized,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: TooManyRequests,
     grpc.StatusCode.UNAVAILABLE: ServerUnavailable,
     grpc.StatusCode.DEADLINE_EXCEEDED: ServerUnavailable,
 }

@@ -22,6 +22,7 @@ from navarch.v1 import (  # noqa: F401
     core_pb2,
     meta_pb2,
     metrics_pb2,
+    policy_pb2,
 )
 
 __all__ = [
@@ -107,7 +108,7 @@ def _grouped(group: str, version: str, kind: str, resource: str, *,
 KINDS: tuple[Kind, ...] = (
     _core("Namespace", "namespaces", short=("ns",), sub=("status",), namespaced=False),
     _core("Node", "nodes", short=("no",), sub=("status",), namespaced=False),
-    _core("Pod", "pods", short=("po",), sub=("status", "binding")),
+    _core("Pod", "pods", short=("po",), sub=("status", "binding", "eviction")),
     _core("PodTemplate", "podtemplates"),
     _core("Service", "services", short=("svc",), sub=("status",)),
     _core("Endpoints", "endpoints", short=("ep",)),
@@ -132,6 +133,8 @@ KINDS: tuple[Kind, ...] = (
     _grouped("autoscaling", "v1", "HorizontalPodAutoscaler", "horizontalpodautoscalers",
              short=("hpa",), sub=("status",), message="HorizontalPodAutoscalerV1",
              storage=False),
+    _grouped("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",),
+             sub=("status",)),
     _grouped("coordination.k8s.io", "v1", "Lease", "leases"),
     _grouped("metrics.k8s.io", "v1beta1", "PodMetrics", "podmetrics"),
 )

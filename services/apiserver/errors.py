@@ -18,7 +18,7 @@ from google.rpc import error_details_pb2, status_pb2
 __all__ = [
     "ApiError", "FieldViolation", "already_exists", "bad_request", "conflict",
     "duplicate", "forbidden", "forbidden_request", "gone", "immutable", "invalid",
-    "invalid_object", "not_found", "not_supported", "required", "too_long",
+    "invalid_object", "not_found", "not_supported", "required", "too_long", "too_many_requests",
 ]
 
 
@@ -155,3 +155,8 @@ def gone(message: str) -> ApiError:
 def forbidden_request(message: str) -> ApiError:
     """FAILED_PRECONDITION: the request is well-formed but the cluster's state refuses it."""
     return ApiError(grpc.StatusCode.FAILED_PRECONDITION, message, reason="Forbidden")
+
+
+def too_many_requests(message: str, reason: str = "TooManyRequests") -> ApiError:
+    """RESOURCE_EXHAUSTED (Kubernetes' 429): not now, retry later."""
+    return ApiError(grpc.StatusCode.RESOURCE_EXHAUSTED, message, reason=reason)

@@ -27,7 +27,7 @@ import navarch
 from navarch._kinds import KINDS, Kind
 from navarch.v1 import api_pb2
 
-from . import conversion, objects
+from . import conversion, eviction, objects
 from .auth import AllowAll, AnonymousAuthenticator, Attributes, Authenticator, Authorizer
 from .errors import ApiError, bad_request
 from .resources import Resources
@@ -197,6 +197,9 @@ class ApiService:
             self._admit(context, self._attrs("create", req.resource, req.subresource, ns, name))
             if req.subresource == "binding" and req.resource == "pods":
                 return _pack(await self.resources.bind(ns, req.name, obj, dry_run=req.dry_run))
+            if req.subresource == "eviction" and req.resource == "pods":
+                return _pack(await eviction.evict(self.resources, ns, req.name, obj,
+                                                  dry_run=req.dry_run))
             if req.subresource:
                 raise bad_request(f'create does not support subresource "{req.subresource}" '
                                   f"of {req.resource}")

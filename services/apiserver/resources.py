@@ -47,11 +47,14 @@ from .errors import (
     required,
 )
 from .objects import Obj
-from .storage import Compacted, Delete, KeyValue, Put, Store, key_absent, key_at
+from .storage import Compacted, Compare, Delete, KeyValue, Op, Put, Store, key_absent, key_at
 from .strategy import Strategy, strategy_for
 from .watchcache import Predicate, WatchCache
 
-__all__ = ["SYSTEM_NAMESPACES", "ListResult", "Resources"]
+__all__ = [
+    "SYSTEM_NAMESPACES", "ListResult", "Resources", "Retry", "check_preconditions",
+    "too_contended",
+]
 
 log = structlog.get_logger("navarch.apiserver")
 
@@ -75,7 +78,7 @@ class ListResult:
 _LIVE_LOOKUP_SECONDS = 30.0  # Kubernetes' forceLiveLookupTTL
 
 
-class _Retry(Exception):
+class Retry(Exception):
     """The object moved under an unpinned write: read it again and redo the write."""
 
 
@@ -134,7 +137,9 @@ class Resources:
             raise ApiError(grpc.StatusCode.NOT_FOUND, str(exc), reason="NotFound") from None
 
     @staticmethod
-    def _namespace(kind: Kind, requested: str, in_object: str = "") -> str:
+    def namespace_of(kind: Kind, requested: str, in_object: str = "") -> str:
+        """The namespace a request acts in: the request's, else the object's, else
+        "default" ("" for cluster-scoped kinds); BadRequest when the two differ."""
         if not kind.namespaced:
             return ""
         if requested and in_object and requested != in_object:
@@ -145,7 +150,8 @@ class Resources:
     def _now(self, meta_time: Obj, offset: float = 0.0) -> None:
         _set_time(meta_time, self.clock() + offset)
 
-    async def _read(self, kind: Kind, key: bytes, name: str) -> tuple[KeyValue, Obj]:
+    async def read(self, kind: Kind, key: bytes, name: str) -> tuple[KeyValue, Obj]:
+        """The object at ``key`` from the store (linearizable); NOT_FOUND when absent."""
         kv = await self.store.get(key)
         if kv is None:
             raise not_found(kind.group_resource, name)
@@ -214,7 +220,7 @@ class Resources:
         st = strategy_for(kind)
         new = conversion.to_storage(kind, obj)
         meta = new.metadata
-        meta.namespace = self._namespace(kind, namespace, meta.namespace)
+        meta.namespace = self.namespace_of(kind, namespace, meta.namespace)
         if not meta.name and meta.generate_name:
             meta.name = meta.generate_name + "".join(
                 secrets.choice(_NAME_ALPHABET) for _ in range(5))
@@ -250,7 +256,7 @@ class Resources:
             if await self.store.get(key) is not None:
                 raise already_exists(kind.group_resource, meta.name)
             await self._explain_allocation_conflict(st, attempt, plan)
-        raise _too_contended(kind, meta.name)
+        raise too_contended(kind, meta.name)
 
     async def _explain_allocation_conflict(self, st: Strategy, obj: Obj,
                                            plan: Allocations) -> None:
@@ -267,8 +273,8 @@ class Resources:
         """The current object (linearizable), or its scale/status subresource."""
         kind = self.kind(resource)
         self._check_subresource(kind, subresource, ("status", "scale"))
-        key = objects.object_key(kind, self._namespace(kind, namespace), name)
-        _, obj = await self._read(kind, key, name)
+        key = objects.object_key(kind, self.namespace_of(kind, namespace), name)
+        _, obj = await self.read(kind, key, name)
         if subresource == "scale":
             return conversion.scale_of(obj)
         return obj
@@ -372,7 +378,7 @@ class Resources:
             return await self._update_scale(kind, namespace, obj, dry_run)
         incoming = conversion.to_storage(kind, obj)
         meta = incoming.metadata
-        ns = self._namespace(kind, namespace, meta.namespace)
+        ns = self.namespace_of(kind, namespace, meta.namespace)
         if not meta.name:
             raise invalid_object(kind.group_kind, "", [required("metadata.name")])
         key = objects.object_key(kind, ns, meta.name)
@@ -381,7 +387,7 @@ class Resources:
         for attempt in range(_MAX_RETRIES):
             cached = (self._cached_read(kind, key, pinned)
                       if attempt == 0 and not dry_run else None)
-            kv, old = cached or await self._read(kind, key, meta.name)
+            kv, old = cached or await self.read(kind, key, meta.name)
             if pinned and pinned != str(kv.mod_revision):
                 raise conflict(kind.group_resource, meta.name)
             new = type(incoming)()
@@ -390,20 +396,20 @@ class Resources:
             try:
                 return await self._write_update(kind, key, kv, old, new, subresource, dry_run,
                                                 from_cache=cached is not None)
-            except _Retry:
+            except Retry:
                 if pinned and cached is None:
                     raise conflict(kind.group_resource, meta.name) from None
             except ApiError:
                 if cached is None:
                     raise  # judged against the store's copy: final
-        raise _too_contended(kind, meta.name)
+        raise too_contended(kind, meta.name)
 
     async def _write_update(self, kind: Kind, key: bytes, kv: KeyValue, old: Obj,
                             new: Obj, subresource: str, dry_run: bool,
                             from_cache: bool = False) -> Obj:
         """Turn ``new`` into the object replacing ``old`` and store it with a CAS on ``kv``.
 
-        Raises _Retry when the stored object moved since ``kv`` was read, and when ``old``
+        Raises Retry when the stored object moved since ``kv`` was read, and when ``old``
         came from the watch cache and the write would be a no-op (only the store's copy
         can say that nothing needs writing).
         """
@@ -431,7 +437,7 @@ class Resources:
         encoded = objects.encode(new)
         if encoded == kv.value:
             if from_cache:
-                raise _Retry()
+                raise Retry()
             return old
         plan = await self.allocator.plan(kind, new, old)
         self._validated(st, new, builtins.list(plan.violations))
@@ -443,7 +449,7 @@ class Resources:
         )
         if not result.succeeded:
             await self._explain_allocation_conflict(st, new, plan)
-            raise _Retry()
+            raise Retry()
         new_meta.resource_version = str(result.revision)
         return new
 
@@ -486,11 +492,11 @@ class Resources:
         if obj.spec.replicas < 0:
             raise invalid_object("Scale", name, [invalid(
                 "spec.replicas", obj.spec.replicas, "must be greater than or equal to 0")])
-        key = objects.object_key(kind, self._namespace(kind, namespace, obj.metadata.namespace),
+        key = objects.object_key(kind, self.namespace_of(kind, namespace, obj.metadata.namespace),
                                  name)
         pinned = obj.metadata.resource_version
         for _ in range(_MAX_RETRIES):
-            kv, old = await self._read(kind, key, name)
+            kv, old = await self.read(kind, key, name)
             if pinned and pinned != str(kv.mod_revision):
                 raise conflict(kind.group_resource, name)
             new = type(old)()
@@ -498,12 +504,12 @@ class Resources:
             new.spec.replicas = obj.spec.replicas
             try:
                 stored = await self._write_update(kind, key, kv, old, new, "", dry_run)
-            except _Retry:
+            except Retry:
                 if pinned:
                     raise conflict(kind.group_resource, name) from None
                 continue
             return conversion.scale_of(stored)
-        raise _too_contended(kind, name)
+        raise too_contended(kind, name)
 
     async def patch(self, resource: str, namespace: str, name: str, patch: bytes, *,
                     patch_type: str = "", subresource: str = "", dry_run: bool = False,
@@ -514,9 +520,9 @@ class Resources:
         version = conversion.served_kind(kind, api_version)
         self._check_subresource(kind, subresource, ("status", "scale"))
         apply = _patcher(patch_type, patch)
-        key = objects.object_key(kind, self._namespace(kind, namespace), name)
+        key = objects.object_key(kind, self.namespace_of(kind, namespace), name)
         for _ in range(_MAX_RETRIES):
-            kv, old = await self._read(kind, key, name)
+            kv, old = await self.read(kind, key, name)
             if subresource == "scale":
                 scale = conversion.scale_of(old)
                 patched_scale = _decode_patched(
@@ -544,10 +550,10 @@ class Resources:
                 raise conflict(kind.group_resource, name)
             try:
                 return await self._write_update(kind, key, kv, old, new, subresource, dry_run)
-            except _Retry:
+            except Retry:
                 if _pins_version(patch):
                     raise conflict(kind.group_resource, name) from None
-        raise _too_contended(kind, name)
+        raise too_contended(kind, name)
 
     # --- delete -------------------------------------------------------------------------
 
@@ -565,50 +571,68 @@ class Resources:
         if kind.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
             raise forbidden_request(f'namespaces "{name}" is forbidden: this namespace may '
                                     "not be deleted")
-        key = objects.object_key(kind, self._namespace(kind, namespace), name)
-        st = strategy_for(kind)
+        key = objects.object_key(kind, self.namespace_of(kind, namespace), name)
         for _ in range(_MAX_RETRIES):
-            kv, old = await self._read(kind, key, name)
-            meta = old.metadata
-            if precondition_uid and precondition_uid != meta.uid:
-                raise conflict(kind.group_resource, name, f"Precondition failed: UID in "
-                               f"precondition: {precondition_uid}, UID in object meta: {meta.uid}")
-            want_version = precondition_resource_version
-            if want_version and want_version != str(kv.mod_revision):
-                raise conflict(kind.group_resource, name, "Precondition failed: ResourceVersion in "
-                               f"precondition: {precondition_resource_version}, ResourceVersion "
-                               f"in object meta: {kv.mod_revision}")
-            new = type(old)()
-            new.CopyFrom(old)
-            nmeta = new.metadata
-            gc_finalizer = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(
-                propagation_policy)
-            if gc_finalizer and gc_finalizer not in nmeta.finalizers:
-                nmeta.finalizers.append(gc_finalizer)
-            grace = st.grace_period(old, grace_period_seconds)
-            pending = bool(nmeta.finalizers) or grace > 0
-            if kind.kind == "Namespace":
-                pending = pending or bool(new.spec.finalizers)
-                new.status.phase = "Terminating"
-            if dry_run:
-                return new
-            if kind.kind == "Namespace":
-                self._look_up_live(name)
+            kv, old = await self.read(kind, key, name)
+            check_preconditions(kind, name, kv, old, precondition_uid,
+                                precondition_resource_version)
             try:
-                if not pending:
-                    return await self._delete_now(kind, key, kv, old, old)
-                return await self._mark_deleted(kind, key, kv, old, new, grace)
-            except _Retry:
+                return await self.delete_read(kind, key, kv, old,
+                                              grace_period_seconds=grace_period_seconds,
+                                              propagation_policy=propagation_policy,
+                                              dry_run=dry_run)
+            except Retry:
                 if precondition_resource_version:
                     raise conflict(kind.group_resource, name) from None
-        raise _too_contended(kind, name)
+        raise too_contended(kind, name)
+
+    async def delete_read(self, kind: Kind, key: bytes, kv: KeyValue, old: Obj, *,
+                          grace_period_seconds: int | None = None, propagation_policy: str = "",
+                          dry_run: bool = False, compares: Sequence[Compare] = (),
+                          ops: Sequence[Op] = (), mark: Callable[[Obj], None] | None = None
+                          ) -> Obj:
+        """One attempt at deleting ``old``, read as ``kv``: now, or by marking it deleted.
+        ``compares`` and ``ops`` join the same transaction; ``mark`` changes the object
+        when it is marked rather than removed. Raises ``Retry`` when it moved."""
+        st = strategy_for(kind)
+        new = type(old)()
+        new.CopyFrom(old)
+        nmeta = new.metadata
+        gc_finalizer = {"Orphan": "orphan", "Foreground": "foregroundDeletion"}.get(
+            propagation_policy)
+        if gc_finalizer and gc_finalizer not in nmeta.finalizers:
+            nmeta.finalizers.append(gc_finalizer)
+        grace = st.grace_period(old, grace_period_seconds)
+        pending = bool(nmeta.finalizers) or grace > 0
+        if kind.kind == "Namespace":
+            pending = pending or bool(new.spec.finalizers)
+            new.status.phase = "Terminating"
+        marked = False
+        if pending and mark is not None:
+            before = type(new)()
+            before.CopyFrom(new)
+            mark(new)
+            marked = new != before
+        if dry_run:
+            if pending and not nmeta.HasField("deletion_timestamp"):
+                self._now(nmeta.deletion_timestamp, grace)
+                nmeta.deletion_grace_period_seconds = grace
+            return new
+        if kind.kind == "Namespace":
+            self._look_up_live(nmeta.name)
+        if not pending:
+            return await self._delete_now(kind, key, kv, old, old, compares, ops)
+        return await self._mark_deleted(kind, key, kv, old, new, grace, compares, ops,
+                                        marked=marked)
 
     async def _mark_deleted(self, kind: Kind, key: bytes, kv: KeyValue, old: Obj,
-                            new: Obj, grace: int) -> Obj:
+                            new: Obj, grace: int, compares: Sequence[Compare] = (),
+                            ops: Sequence[Op] = (), marked: bool = False) -> Obj:
         meta, prev = new.metadata, old.metadata
         if prev.HasField("deletion_timestamp"):
             current_grace = prev.deletion_grace_period_seconds
-            if grace >= current_grace and meta.finalizers == prev.finalizers:
+            if (grace >= current_grace and meta.finalizers == prev.finalizers
+                    and not ops and not marked):
                 return old  # already being deleted, no sooner than asked
             if grace < current_grace:
                 self._now(meta.deletion_timestamp, grace)
@@ -619,20 +643,21 @@ class Resources:
             if strategy_for(kind).has_spec:
                 meta.generation = prev.generation + 1
         meta.resource_version = ""
-        result = await self.store.txn([key_at(key, kv.mod_revision)],
-                                      [Put(key, objects.encode(new))])
+        result = await self.store.txn([key_at(key, kv.mod_revision), *compares],
+                                      [Put(key, objects.encode(new)), *ops])
         if not result.succeeded:
-            raise _Retry()
+            raise Retry()
         meta.resource_version = str(result.revision)
         return new
 
     async def _delete_now(self, kind: Kind, key: bytes, kv: KeyValue, old: Obj,
-                          last: Obj) -> Obj:
+                          last: Obj, compares: Sequence[Compare] = (),
+                          ops: Sequence[Op] = ()) -> Obj:
         releases = self.allocator.releases(kind, old)
-        result = await self.store.txn([key_at(key, kv.mod_revision)],
-                                      [Delete(key), *releases])
+        result = await self.store.txn([key_at(key, kv.mod_revision), *compares],
+                                      [Delete(key), *releases, *ops])
         if not result.succeeded:
-            raise _Retry()
+            raise Retry()
         last.metadata.resource_version = str(result.revision)
         return last
 
@@ -654,11 +679,11 @@ class Resources:
             problems.append(required("target.name"))
         if problems:
             raise invalid_object("Binding", name, problems)
-        ns = self._namespace(kind, namespace, binding.metadata.namespace)
+        ns = self.namespace_of(kind, namespace, binding.metadata.namespace)
         key = objects.object_key(kind, ns, name)
         for attempt in range(_MAX_RETRIES):
             cached = self._cached_read(kind, key) if attempt == 0 and not dry_run else None
-            kv, old = cached or await self._read(kind, key, name)
+            kv, old = cached or await self.read(kind, key, name)
             pod = old
             if cached is not None and (pod.spec.node_name
                                        or pod.metadata.HasField("deletion_timestamp")):
@@ -681,7 +706,7 @@ class Resources:
             if result.succeeded:
                 new.metadata.resource_version = str(result.revision)
                 return new
-        raise _too_contended(kind, name)
+        raise too_contended(kind, name)
 
 
 def _terminating(ns: Obj) -> bool:
@@ -704,7 +729,20 @@ def _set_condition(pod: core_pb2.Pod, cond_type: str, status: str, now: float) -
     _set_time(cond.last_transition_time, now)
 
 
-def _too_contended(kind: Kind, name: str) -> ApiError:
+def check_preconditions(kind: Kind, name: str, kv: KeyValue, obj: Obj, uid: str,
+                        resource_version: str) -> None:
+    """ABORTED, in Kubernetes' words, when a delete's uid or resourceVersion precondition
+    does not hold for ``obj`` read as ``kv``."""
+    if uid and uid != obj.metadata.uid:
+        raise conflict(kind.group_resource, name, f"Precondition failed: UID in "
+                       f"precondition: {uid}, UID in object meta: {obj.metadata.uid}")
+    if resource_version and resource_version != str(kv.mod_revision):
+        raise conflict(kind.group_resource, name, "Precondition failed: ResourceVersion in "
+                       f"precondition: {resource_version}, ResourceVersion "
+                       f"in object meta: {kv.mod_revision}")
+
+
+def too_contended(kind: Kind, name: str) -> ApiError:
     return ApiError(grpc.StatusCode.ABORTED,
                     f'Operation cannot be fulfilled on {kind.resource} "{name}": too many '
                     "concurrent writers; try again", reason="Conflict")

@@ -21,6 +21,7 @@ Modules, one concern each::
     workloads   Deployment, ReplicaSet, DaemonSet, StatefulSet, ControllerRevision
     batch       Job, CronJob          (cron: the schedule syntax)
     autoscaling HorizontalPodAutoscaler, Lease
+    policy      PodDisruptionBudget
 """
 
 from __future__ import annotations
@@ -31,7 +32,14 @@ from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
-from navarch.v1 import apps_pb2, autoscaling_pb2, batch_pb2, coordination_pb2, core_pb2
+from navarch.v1 import (
+    apps_pb2,
+    autoscaling_pb2,
+    batch_pb2,
+    coordination_pb2,
+    core_pb2,
+    policy_pb2,
+)
 
 from ..errors import FieldViolation
 from . import autoscaling as autoscaling
@@ -39,6 +47,7 @@ from . import batch as batch
 from . import cluster as cluster
 from . import config as config
 from . import pod as pod
+from . import policy as policy
 from . import service as service
 from . import workloads as workloads
 from .meta import check_object_meta, check_object_meta_update
@@ -95,6 +104,7 @@ _register("CronJob", batch_pb2.CronJob, batch.validate_cron_job)
 _register("HorizontalPodAutoscaler", autoscaling_pb2.HorizontalPodAutoscaler,
           autoscaling.validate_hpa)
 _register("Lease", coordination_pb2.Lease, autoscaling.validate_lease)
+_register("PodDisruptionBudget", policy_pb2.PodDisruptionBudget, policy.validate_pdb)
 
 
 def _rules(kind: str, obj: Message) -> _Rules | None:
