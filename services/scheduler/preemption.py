@@ -6,8 +6,12 @@ victims and sets status.nominatedNodeName.
 Per node (only nodes whose verdict was Unschedulable: preemption cannot help the others):
 remove every lower-priority pod; if the pod still does not fit, the node is out. Otherwise
 *reprieve* victims, highest priority first, putting back each one whose return keeps the
-pod fitting. Among candidates pick, in order: the lowest highest-victim priority, the
-lowest sum of victim priorities, the fewest victims, then the first found.
+pod fitting. PodDisruptionBudgets count as in kube-scheduler: the lower pods that taking
+would exceed a budget's disruptionsAllowed (the pods its disruptedPods already lists
+excepted; budgets with an empty selector ignored) are reprieved first, so that they are
+evicted only when nothing else makes room. A budget is a preference here, never a veto.
+Among candidates pick, in order: the fewest budget violations, the lowest highest-victim
+priority, the lowest sum of victim priorities, the fewest victims, then the first found.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from navarch import _labels
 
 from .algorithm import run_filters
 from .framework import UNSCHEDULABLE, CycleState, NodeInfo, PodInfo, Status
@@ -33,6 +39,7 @@ class Candidate:
 
     node: str
     victims: tuple[PodInfo, ...]
+    violations: int = 0
 
 
 @dataclass(frozen=True)
@@ -59,8 +66,37 @@ def eligible(pod: PodInfo, nodes: Mapping[str, NodeInfo]) -> bool:
     return True
 
 
+def _violating(pods: Sequence[PodInfo], budgets: Sequence[Any]) -> set[str]:
+    """The keys of the pods (most important first) whose eviction, after the ones before
+    them, would exceed a budget's disruptionsAllowed (kube-scheduler's
+    filterPodsWithPDBViolation)."""
+    allowed: list[int] = []
+    selectors: list[tuple[str, _labels.LabelSelectorExpr, Any]] = []
+    for budget in budgets:
+        try:
+            selector = _labels.label_selector(budget.spec.selector)
+        except _labels.SelectorError:
+            continue
+        if selector.empty:
+            continue
+        selectors.append((budget.metadata.namespace, selector, budget.status.disrupted_pods))
+        allowed.append(budget.status.disruptions_allowed)
+    violating: set[str] = set()
+    for p in pods:
+        meta = p.pod.metadata
+        for i, (namespace, selector, disrupted) in enumerate(selectors):
+            if namespace != meta.namespace or not selector.matches(meta.labels):
+                continue
+            if meta.name in disrupted:
+                continue  # already counted as disrupted
+            allowed[i] -= 1
+            if allowed[i] < 0:
+                violating.add(p.key)
+    return violating
+
+
 def _victims_on(filters: Sequence[Any], state: CycleState, pod: PodInfo,
-                node: NodeInfo) -> tuple[PodInfo, ...] | None:
+                node: NodeInfo, budgets: Sequence[Any] = ()) -> Candidate | None:
     lower = [p for p in node.pods.values() if p.priority < pod.priority]
     if not lower:
         return None
@@ -69,24 +105,33 @@ def _victims_on(filters: Sequence[Any], state: CycleState, pod: PodInfo,
         trial.remove_pod(p.key)
     if run_filters(filters, state, pod, trial) is not None:
         return None
-    victims: list[PodInfo] = []
     # Highest priority first: those are the ones most worth keeping.
-    for p in sorted(lower, key=lambda p: (-p.priority, p.key)):
+    lower.sort(key=lambda p: (-p.priority, p.key))
+    violating = _violating(lower, budgets) if budgets else set()
+    victims: list[PodInfo] = []
+    violations = 0
+    for p in [*(p for p in lower if p.key in violating),
+              *(p for p in lower if p.key not in violating)]:
         trial.add_pod(p)
         if run_filters(filters, state, pod, trial) is not None:
             trial.remove_pod(p.key)
             victims.append(p)
-    return tuple(victims)
+            violations += p.key in violating
+    if not victims:
+        return None
+    return Candidate(node.name, tuple(victims), violations)
 
 
-def _rank(c: Candidate) -> tuple[int, int, int]:
+def _rank(c: Candidate) -> tuple[int, int, int, int]:
     priorities = [v.priority for v in c.victims]
-    return (max(priorities, default=-(2**31)), sum(priorities), len(priorities))
+    return (c.violations, max(priorities, default=-(2**31)), sum(priorities), len(priorities))
 
 
 def preempt(filters: Sequence[Any], state: CycleState, pod: PodInfo,
-            nodes: Mapping[str, NodeInfo], statuses: Mapping[str, Status]) -> PreemptionResult:
-    """Decide a preemption for ``pod`` given each node's failed filter ``statuses``."""
+            nodes: Mapping[str, NodeInfo], statuses: Mapping[str, Status],
+            budgets: Sequence[Any] = ()) -> PreemptionResult:
+    """Decide a preemption for ``pod`` given each node's failed filter ``statuses`` and
+    the cluster's PodDisruptionBudgets."""
     reasons: Counter[str] = Counter()
     candidates: list[Candidate] = []
     for name, status in statuses.items():
@@ -94,11 +139,11 @@ def preempt(filters: Sequence[Any], state: CycleState, pod: PodInfo,
         if status.code != UNSCHEDULABLE or node is None:
             reasons[NOT_HELPFUL] += 1
             continue
-        victims = _victims_on(filters, state, pod, node)
-        if not victims:
+        candidate = _victims_on(filters, state, pod, node, budgets)
+        if candidate is None:
             reasons[NO_VICTIMS] += 1
             continue
-        candidates.append(Candidate(name, victims))
+        candidates.append(candidate)
         if len(candidates) >= MAX_CANDIDATES:
             break
     if candidates:

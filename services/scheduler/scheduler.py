@@ -83,6 +83,7 @@ class Scheduler:
         self.informers = InformerFactory(client)
         self.pods = self.informers.informer("pods", "")
         self.nodes = self.informers.informer("nodes", "")
+        self.budgets = self.informers.informer("poddisruptionbudgets", "")
         self.bound = 0
         # Pending pods with status.nominatedNodeName, by node: room held for them.
         self.nominated: dict[str, dict[str, PodInfo]] = {}
@@ -222,7 +223,8 @@ class Scheduler:
         post = ""
         if self.options.preemption and error.statuses and eligible(info, self.cache.nodes):
             filters = self.algorithm.pre_filter(state, info, self.cache.node_list())
-            decision = preempt(filters, state, info, self.cache.nodes, error.statuses)
+            decision = preempt(filters, state, info, self.cache.nodes, error.statuses,
+                               self.budgets.list())
             if decision.candidate is not None:
                 self._spawn(self._preempt(info, decision.candidate.node,
                                           decision.candidate.victims))
@@ -291,6 +293,7 @@ class Scheduler:
                 self.recorder.event(pod, NORMAL, "Preempted",
                                     f"Preempted by pod {preemptor.pod.metadata.uid} on node "
                                     f"{node}")
+                await self._mark_disruption(pod)
                 with contextlib.suppress(NotFound):
                     await self.client.pods(pod.metadata.namespace).delete(
                         pod.metadata.name, grace_period_seconds=grace,
@@ -303,6 +306,21 @@ class Scheduler:
             new.status.nominated_node_name = node
             with contextlib.suppress(ApiError):
                 await self.client.pods(new.metadata.namespace).update_status(new)
+
+    async def _mark_disruption(self, pod: core_pb2.Pod) -> None:
+        """The DisruptionTarget condition kube-scheduler sets on a victim before deleting
+        it, so that its Job's podFailurePolicy can tell a preemption from a failure."""
+        new = _copy(pod)
+        cond = next((c for c in new.status.conditions if c.type == "DisruptionTarget"), None)
+        if cond is None:
+            cond = new.status.conditions.add(type="DisruptionTarget")
+        if cond.status != "True":
+            cond.last_transition_time.FromSeconds(int(self.clock.now()))
+        cond.status, cond.reason = "True", "PreemptionByScheduler"
+        cond.message = (f"{self.options.scheduler_name}: preempting to accommodate a higher "
+                        "priority pod")
+        with contextlib.suppress(ApiError):
+            await self.client.pods(pod.metadata.namespace).update_status(new)
 
     async def drain(self) -> None:
         """Wait for every bind, status write and deletion started so far (tests)."""

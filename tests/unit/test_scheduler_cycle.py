@@ -12,7 +12,7 @@ import pytest_asyncio
 
 from navarch._clock import FakeClock
 from navarch._errors import ServerUnavailable
-from navarch.v1 import core_pb2
+from navarch.v1 import core_pb2, policy_pb2
 from services.scheduler.algorithm import ScheduleResult
 from services.scheduler.explain import explain
 from services.scheduler.framework import PodInfo
@@ -144,6 +144,46 @@ async def test_preemption_evicts_lower_priority_pods_and_nominates(running: Runn
     await running.s.clock.advance(1.0)  # type: ignore[attr-defined]
     await running.settle()
     assert running.node_of("vip") == "n"
+
+
+def budget(name: str, labels: dict[str, str], allowed: int, *, namespace: str = "default",
+           disrupted: tuple[str, ...] = ()) -> policy_pb2.PodDisruptionBudget:
+    b = policy_pb2.PodDisruptionBudget(api_version="policy/v1", kind="PodDisruptionBudget")
+    b.metadata.name, b.metadata.namespace = name, namespace
+    b.spec.selector.match_labels.update(labels)
+    b.status.disruptions_allowed = allowed
+    for p in disrupted:
+        b.status.disrupted_pods[p].FromSeconds(1)
+    return b
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("budgets", "victim"), [
+    ((), "db"),                                        # the lowest priority goes
+    ((budget("db", {"app": "db"}, 0),), "web"),        # unless a budget protects it
+    ((budget("db", {"app": "db"}, 1),), "db"),         # ... with no disruption left
+    ((budget("db", {"app": "db"}, 0, disrupted=("db",)),), "db"),  # already counted
+    ((budget("db", {"app": "db"}, 0, namespace="other"),), "db"),  # other namespace
+    ((budget("db", {}, 0),), "db"),                    # an empty selector: ignored
+    ((budget("db", {"app": "db"}, 0), budget("web", {"app": "web"}, 0)), "db"),
+])
+async def test_preemption_prefers_victims_no_budget_protects(
+        running: Running, budgets: tuple[policy_pb2.PodDisruptionBudget, ...],
+        victim: str) -> None:
+    await add(running, *budgets, node("a", "2"), node("b", "2"))
+    await add(running, pod("db", "2", priority=1, node_name="a", labels={"app": "db"}),
+              pod("web", "2", priority=5, node_name="b", labels={"app": "web"}))
+    await add(running, pod("vip", "2", priority=100))
+    assert [w[2] for w in running.client.writes("delete")] == [f"default/{victim}"]
+    vip = running.client.objects[("pods", "default", "vip")]
+    assert vip.status.nominated_node_name == {"db": "a", "web": "b"}[victim]  # type: ignore[attr-defined]
+    marked = [a.obj for a in running.client.actions
+              if a.verb == "update" and a.subresource == "status" and a.name == victim]
+    cond = next(c for c in marked[-1].status.conditions  # type: ignore[union-attr]
+                if c.type == "DisruptionTarget")
+    assert (cond.status, cond.reason, cond.message) == (
+        "True", "PreemptionByScheduler",
+        "default-scheduler: preempting to accommodate a higher priority pod")
 
 
 def test_explain_lists_verdicts_and_scores() -> None:
