@@ -45,6 +45,7 @@ CONTROLLERS: dict[str, str] = {
     "statefulset": "services.controllers.statefulset:StatefulSetController",
     "horizontalpodautoscaling":
         "services.controllers.podautoscaler:HorizontalPodAutoscalerController",
+    "disruption": "services.controllers.disruption:DisruptionController",
 }
 
 

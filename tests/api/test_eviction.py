@@ -214,7 +214,7 @@ async def test_bad_evictions_are_refused_with_the_reason(client: navarch.Client,
     wrong_uid.delete_options.preconditions.uid = "not-" + created.metadata.uid
     with pytest.raises(navarch.Conflict, match="Precondition failed: UID in precondition"):
         await evict_request(client, ns, "a", wrong_uid)
-    with pytest.raises(navarch.Invalid, match="pods/eviction takes a navarch.v1.Eviction"):
+    with pytest.raises(navarch.Invalid, match=r"pods/eviction takes a navarch\.v1\.Eviction"):
         await evict_request(client, ns, "a", created)
     assert not (await client.pods(ns).get("a")).metadata.HasField("deletion_timestamp")
 
