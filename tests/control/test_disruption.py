@@ -145,3 +145,36 @@ async def test_budgets_over_a_deployment_a_bare_pod_and_a_daemonset(
     await eventually(functools.partial(has_event, client, ns, "agent",
                                        "CalculateExpectedPodCountFailed"), 20,
                      "the CalculateExpectedPodCountFailed event")
+
+
+async def test_evictions_keep_the_budget_through_the_replacement(
+        daemons: Daemons, client: navarch.Client, ns: str) -> None:
+    """The eviction API, the disruption controller, the ReplicaSet controller, the
+    scheduler and the nodes together: with 2 replicas and minAvailable 1, one pod may go;
+    the other only once its replacement is Ready."""
+    sim(daemons, ns, 2, f"{ns}-")
+    control_plane(daemons, "replicaset", "deployment", "disruption")
+    await client.deployments(ns).create(deployment("web", ns, 2, "localhost/web:1"))
+    await rolled_out(client, ns, "web", 2)
+    await client.poddisruptionbudgets(ns).create(budget("web", ns, "web", minAvailable=1))
+    await status_is(client, ns, "web", {"allowed": 1, "healthy": 2, "current": True})
+    first, second = sorted(p.metadata.name for p in (await client.pods(ns).list()).items)
+
+    evicted = await client.evict(ns, first)
+    cond = next(c for c in evicted.status.conditions if c.type == "DisruptionTarget")
+    assert (cond.status, cond.reason) == ("True", "EvictionByEvictionAPI")
+    with pytest.raises(navarch.TooManyRequests,
+                       match="The disruption budget web needs 1 healthy pods"):
+        await client.evict(ns, second)
+
+    async def second_evicted() -> bool:
+        try:
+            await client.evict(ns, second)
+        except navarch.TooManyRequests:
+            return False  # the replacement is not Ready yet: retry, as drain does
+        return True
+    await eventually(second_evicted, 60, "the budget to allow the second eviction")
+    await rolled_out(client, ns, "web", 2)
+    live = {p.metadata.name for p in (await client.pods(ns).list()).items
+            if not p.metadata.HasField("deletion_timestamp")}
+    assert len(live) == 2 and not live & {first, second}
