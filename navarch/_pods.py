@@ -1,10 +1,10 @@
-"""Pod facts that both the API server and navctl need."""
+"""Pod facts that the API server, the scheduler and navctl share."""
 
 from __future__ import annotations
 
 from navarch.v1 import core_pb2
 
-__all__ = ["DEFAULT_CONTAINER", "default_container"]
+__all__ = ["DEFAULT_CONTAINER", "default_container", "set_condition"]
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
@@ -17,3 +17,18 @@ def default_container(pod: core_pb2.Pod) -> str:
     if named:
         return named
     return pod.spec.containers[0].name if pod.spec.containers else ""
+
+
+def set_condition(pod: core_pb2.Pod, cond_type: str, status: str, now: float,
+                  reason: str = "", message: str = "") -> core_pb2.PodCondition:
+    """Set (or add) the pod condition ``cond_type``; its lastTransitionTime moves to
+    ``now`` (whole seconds, as metav1.Time) only when the status changes."""
+    for cond in pod.status.conditions:
+        if cond.type == cond_type:
+            break
+    else:
+        cond = pod.status.conditions.add(type=cond_type)
+    if cond.status != status:
+        cond.last_transition_time.FromSeconds(int(now))
+    cond.status, cond.reason, cond.message = status, reason, message
+    return cond

@@ -34,6 +34,7 @@ import grpc
 
 from navarch import _labels
 from navarch._kinds import storage_kind
+from navarch._pods import set_condition
 from navarch.v1 import core_pb2, policy_pb2
 
 from . import objects
@@ -141,15 +142,8 @@ def _set_allowed_condition(budget: policy_pb2.PodDisruptionBudget, now: float) -
 
 def _mark_disruption(pod: Obj, now: float) -> None:
     """The DisruptionTarget condition Kubernetes sets on a pod it evicts."""
-    for cond in pod.status.conditions:
-        if cond.type == "DisruptionTarget":
-            break
-    else:
-        cond = pod.status.conditions.add(type="DisruptionTarget")
-    if cond.status != "True":
-        cond.last_transition_time.FromSeconds(int(now))
-    cond.status, cond.reason, cond.message = ("True", "EvictionByEvictionAPI",
-                                              "Eviction API: evicting")
+    set_condition(pod, "DisruptionTarget", "True", now, "EvictionByEvictionAPI",
+                  "Eviction API: evicting")
 
 
 def _dry_run(eviction: policy_pb2.Eviction, dry_run: bool) -> bool:

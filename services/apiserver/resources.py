@@ -28,6 +28,7 @@ from google.protobuf.descriptor import Descriptor
 
 from navarch import _codec, _fields, _labels, _patch
 from navarch._kinds import KINDS, Kind, UnknownKind, storage_kind
+from navarch._pods import set_condition
 from navarch._strategicpatch import apply_strategic_merge_patch
 from navarch.v1 import autoscaling_pb2, core_pb2, meta_pb2
 
@@ -697,7 +698,7 @@ class Resources:
             new = core_pb2.Pod()
             new.CopyFrom(pod)
             new.spec.node_name = target.name
-            _set_condition(new, "PodScheduled", "True", self.clock())
+            set_condition(new, "PodScheduled", "True", self.clock())
             if dry_run:
                 return new
             new.metadata.resource_version = ""
@@ -716,17 +717,6 @@ def _terminating(ns: Obj) -> bool:
 def _set_time(timestamp: Obj, seconds: float) -> None:
     """Set a Timestamp to whole seconds, as Kubernetes' metav1.Time is."""
     timestamp.FromSeconds(int(seconds))
-
-
-def _set_condition(pod: core_pb2.Pod, cond_type: str, status: str, now: float) -> None:
-    for cond in pod.status.conditions:
-        if cond.type == cond_type:
-            if cond.status != status:
-                cond.status = status
-                _set_time(cond.last_transition_time, now)
-            return
-    cond = pod.status.conditions.add(type=cond_type, status=status)
-    _set_time(cond.last_transition_time, now)
 
 
 def check_preconditions(kind: Kind, name: str, kv: KeyValue, obj: Obj, uid: str,

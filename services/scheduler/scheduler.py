@@ -28,6 +28,7 @@ from navarch._clock import Clock, RealClock
 from navarch._errors import ApiError, Conflict, NotFound
 from navarch._events import NORMAL, WARNING, EventRecorder
 from navarch._informer import InformerFactory
+from navarch._pods import set_condition
 from navarch.v1 import core_pb2
 
 from . import queue as q
@@ -271,12 +272,7 @@ class Scheduler:
             if c.type == "PodScheduled" and c.status == "False" and c.message == message:
                 return
         new = _copy(pod)
-        cond = next((c for c in new.status.conditions if c.type == "PodScheduled"), None)
-        if cond is None:
-            cond = new.status.conditions.add(type="PodScheduled")
-        if cond.status != "False":
-            cond.last_transition_time.FromSeconds(int(self.clock.now()))
-        cond.status, cond.reason, cond.message = "False", "Unschedulable", message
+        set_condition(new, "PodScheduled", "False", self.clock.now(), "Unschedulable", message)
         async with self._binding:
             with contextlib.suppress(ApiError):
                 await self.client.pods(pod.metadata.namespace).update_status(new)
@@ -311,14 +307,9 @@ class Scheduler:
         """The DisruptionTarget condition kube-scheduler sets on a victim before deleting
         it, so that its Job's podFailurePolicy can tell a preemption from a failure."""
         new = _copy(pod)
-        cond = next((c for c in new.status.conditions if c.type == "DisruptionTarget"), None)
-        if cond is None:
-            cond = new.status.conditions.add(type="DisruptionTarget")
-        if cond.status != "True":
-            cond.last_transition_time.FromSeconds(int(self.clock.now()))
-        cond.status, cond.reason = "True", "PreemptionByScheduler"
-        cond.message = (f"{self.options.scheduler_name}: preempting to accommodate a higher "
-                        "priority pod")
+        set_condition(new, "DisruptionTarget", "True", self.clock.now(), "PreemptionByScheduler",
+                      f"{self.options.scheduler_name}: preempting to accommodate a higher "
+                      "priority pod")
         with contextlib.suppress(ApiError):
             await self.client.pods(pod.metadata.namespace).update_status(new)
 
