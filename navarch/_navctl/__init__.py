@@ -131,7 +131,7 @@ def _add_apply_create(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _dry_run_flag(p)
     p = _command(sub, "create", _create, "Create objects from manifests (create -f FILE), "
                                          "or: create namespace|deployment|configmap|"
-                                         "secret generic NAME [flags]")
+                                         "secret generic|poddisruptionbudget NAME [flags]")
     _files_flags(p)
     _dry_run_flag(p)
     p.add_argument("--save-config", action="store_true",
@@ -156,12 +156,14 @@ def _create_namespace_parser() -> argparse.ArgumentParser:
 
 
 def _generator_parser(what: str) -> argparse.ArgumentParser:
-    """``navctl run`` and ``navctl create deployment|configmap|secret generic``."""
+    """``navctl run`` and ``navctl create deployment|configmap|secret generic|
+    poddisruptionbudget``."""
     from navarch._navctl.generators import run_generated
 
     prog = {"pod": "navctl run", "deployment": "navctl create deployment",
             "configmap": "navctl create configmap",
-            "secret": "navctl create secret generic"}[what]
+            "secret": "navctl create secret generic",
+            "poddisruptionbudget": "navctl create poddisruptionbudget"}[what]
     parser = argparse.ArgumentParser(prog=prog, description=f"{prog} NAME [flags]")
     _global_flags(parser, suppress=True)
     parser.add_argument("name")
@@ -191,13 +193,24 @@ def _generator_parser(what: str) -> argparse.ArgumentParser:
                             help="a file of KEY=VALUE lines")
     if what == "secret":
         parser.add_argument("--type", default="Opaque")
+    if what == "poddisruptionbudget":
+        parser.add_argument("--selector", default="",
+                            help="the pods the budget covers (a label selector; required)")
+        parser.add_argument("--min-available", default="",
+                            help="the number or percentage of the pods that must stay "
+                                 "available")
+        parser.add_argument("--max-unavailable", default="",
+                            help="the number or percentage of the pods that may be "
+                                 "unavailable")
     parser.set_defaults(run=run_generated, generate=what, after_dashes=[])
     return parser
 
 
 _GENERATED = {("create", "deployment"): "deployment", ("create", "deploy"): "deployment",
               ("create", "configmap"): "configmap", ("create", "cm"): "configmap",
-              ("create", "secret"): "secret"}
+              ("create", "secret"): "secret",
+              ("create", "poddisruptionbudget"): "poddisruptionbudget",
+              ("create", "pdb"): "poddisruptionbudget"}
 
 
 def _add_reading(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -315,7 +328,7 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument("-l", "--selector", default="", help="the nodes, by label")
         p.set_defaults(unschedulable=unschedulable)
         _dry_run_flag(p)
-    p = _command(sub, "drain", run_drain, "Cordon nodes, then delete their pods so that "
+    p = _command(sub, "drain", run_drain, "Cordon nodes, then evict their pods so that "
                                           "their controllers recreate them elsewhere")
     p.add_argument("nodes", nargs="*", metavar="NODE")
     p.add_argument("-l", "--selector", default="", help="the nodes, by label")
@@ -326,14 +339,15 @@ def _add_writing(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
                    dest="delete_emptydir_data",
                    help="delete pods with emptyDir volumes (their data is lost)")
     p.add_argument("--force", action="store_true",
-                   help="also delete pods that no controller manages (they do not come back)")
+                   help="also remove pods that no controller manages (they do not come "
+                        "back)")
     p.add_argument("--grace-period", type=int, default=-1,
                    help="seconds each pod gets to stop (-1: its own grace period)")
     p.add_argument("--timeout", default="0s",
                    help="how long to wait for the pods to go (0s: no limit)")
     p.add_argument("--disable-eviction", action="store_true",
-                   help="delete instead of evicting (always so here: there is no "
-                   "Eviction API)")
+                   help="delete instead of evicting: PodDisruptionBudgets are not "
+                        "consulted")
     _dry_run_flag(p)
     p = _command(sub, "set", run_set_image, "Update a field of objects: set image "
                                             "TYPE/NAME CONTAINER=IMAGE...")

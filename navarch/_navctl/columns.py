@@ -29,7 +29,7 @@ from navarch._quantity import Quantity, QuantityError, parse_quantity
 
 __all__ = [
     "Column", "Table", "access_modes", "event_last_seen", "event_sort_key",
-    "format_endpoints", "service_external_ip", "service_ports", "table_for",
+    "format_endpoints", "int_or_percent", "service_external_ip", "service_ports", "table_for",
 ]
 
 RowFunction = Callable[[Obj, datetime], list[str]]
@@ -516,6 +516,20 @@ def _window(text: object) -> str:
         return go_duration(float(text[:-1]))
     except ValueError:
         return text
+
+
+# --- policy ------------------------------------------------------------------------------
+
+def int_or_percent(value: object) -> str:
+    """An IntOrString field (``1``, ``50%``) as kubectl prints it; ``N/A`` when unset."""
+    return "N/A" if value is None or value == "" else str(value)
+
+
+@_table("PodDisruptionBudget", "NAME|MIN AVAILABLE|MAX UNAVAILABLE|ALLOWED DISRUPTIONS|AGE")
+def _pdb(pdb: Obj, now: datetime) -> list[str]:
+    return [_name(pdb), int_or_percent(dig(pdb, "spec.minAvailable")),
+            int_or_percent(dig(pdb, "spec.maxUnavailable")),
+            str(_int(pdb, "status.disruptionsAllowed")), _age(pdb, now)]
 
 
 @_table("Lease", "NAME|HOLDER|AGE")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,9 +51,10 @@ class _Doomed:
 
 
 async def wait_until_gone(client: ResourceClient[Any], name: str, uid: str,
-                          deadline: float) -> bool:
+                          deadline: float, *, clock: Callable[[], float] = time.monotonic,
+                          sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> bool:
     """Poll until the object is gone (or replaced by another of the same name); False when
-    ``deadline`` (time.monotonic) passes first."""
+    ``deadline`` (on ``clock``) passes first."""
     delay = _POLL_FIRST
     while True:
         try:
@@ -61,10 +63,10 @@ async def wait_until_gone(client: ResourceClient[Any], name: str, uid: str,
             return True
         if current.metadata.uid != uid:
             return True
-        remaining = deadline - time.monotonic()
+        remaining = deadline - clock()
         if remaining <= 0:
             return False
-        await asyncio.sleep(min(delay, remaining))
+        await sleep(min(delay, remaining))
         delay = min(delay * 2, _POLL_MAX)
 
 

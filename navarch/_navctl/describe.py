@@ -420,3 +420,26 @@ def describe_endpoints(w: Writer, ep: Obj, related: Related) -> None:
                           f"{port.get('protocol') or 'TCP'}")
             w.line(0)
     events(w, related.events)
+
+
+# --- policy ----------------------------------------------------------------------------
+
+@register("PodDisruptionBudget")
+def describe_poddisruptionbudget(w: Writer, pdb: Obj, related: Related) -> None:
+    """Describe a PodDisruptionBudget: its one amount, its selector, what the disruption
+    controller last counted."""
+    spec, status = pdb.get("spec") or {}, pdb.get("status") or {}
+    w.kv(0, "Name", dig(pdb, "metadata.name", ""))
+    w.kv(0, "Namespace", dig(pdb, "metadata.namespace", ""))
+    if spec.get("minAvailable") not in (None, ""):
+        w.kv(0, "Min available", spec["minAvailable"])
+    elif spec.get("maxUnavailable") not in (None, ""):
+        w.kv(0, "Max unavailable", spec["maxUnavailable"])
+    selector = spec.get("selector")
+    w.kv(0, "Selector", "<unset>" if selector is None else format_selector(selector))
+    w.line(0, "Status:")
+    w.kv(2, "Allowed disruptions", status.get("disruptionsAllowed", 0))
+    w.kv(2, "Current", status.get("currentHealthy", 0))
+    w.kv(2, "Desired", status.get("desiredHealthy", 0))
+    w.kv(2, "Total", status.get("expectedPods", 0))
+    events(w, related.events)

@@ -8,26 +8,24 @@
   emptyDir are refused unless ``--delete-emptydir-data``; pods without a controller are
   refused unless ``--force``. Finished pods (Succeeded, Failed) always go. The first
   filter that leaves a pod out decides its fate, and a later filter's verdict replaces an
-  earlier warning, exactly as kubectl's chain does. With a refusal nothing is deleted and
-  the command fails, naming the pods; otherwise the pods are deleted with their own grace
-  period (``--grace-period`` overrides) and waited for (``--timeout``, 0: no limit).
-
-There is no Eviction API here (nor PodDisruptionBudgets, which it would honour), so
-drain deletes, as ``kubectl drain --disable-eviction`` does, and says ``pod/NAME deleted``.
+  earlier warning, exactly as kubectl's chain does. With a refusal nothing is removed and
+  the command fails, naming the pods. Otherwise the pods are evicted through the Eviction
+  API, which honours their PodDisruptionBudgets (retried every 5 s while a budget
+  refuses), or deleted with ``--disable-eviction`` (evict.py), with their own grace period
+  unless ``--grace-period``, and waited for (``--timeout``, 0: no limit). When that
+  fails, the pods still on the node are listed, as kubectl lists them.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from navarch._errors import ApiError, NotFound
+from navarch._errors import ApiError
 from navarch._navctl.context import Context, parse_duration
-from navarch._navctl.delete import wait_until_gone
 from navarch._navctl.errors import NavctlError, error_message
+from navarch._navctl.evict import Removal, delete_pods, evict_pods, eviction_supported
 from navarch.v1 import core_pb2, meta_pb2
 
 __all__ = ["DrainOptions", "DrainPlan", "drain_plan", "run_cordon", "run_drain"]
@@ -182,21 +180,23 @@ async def run_cordon(ctx: Context, args: argparse.Namespace) -> None:
 
 
 async def run_drain(ctx: Context, args: argparse.Namespace) -> None:
-    """``navctl drain``: cordon, then delete the node's pods kubectl would evict."""
+    """``navctl drain``: cordon, then evict (or delete) the node's pods kubectl would."""
     opts = DrainOptions(args.ignore_daemonsets, args.delete_emptydir_data, args.force)
-    timeout = parse_duration(args.timeout, "--timeout")
+    how = Removal(grace_period=args.grace_period if args.grace_period >= 0 else None,
+                  server_dry_run=args.dry_run == "server",
+                  timeout=parse_duration(args.timeout, "--timeout"))
     pending: list[tuple[str, str]] = []
     for name in await _node_names(ctx, args):
         if not await _set_unschedulable(ctx, name, True, args.dry_run):
             continue
-        deadline = time.monotonic() + timeout if timeout else float("inf")
-        problem = await _drain_one(ctx, name, opts, args, deadline)
+        problem = await _drain_one(ctx, name, opts, args, how)
         if problem:
             ctx.warn(f'error: unable to drain node "{name}" due to error: {problem}, '
                      "continuing command...")
             pending.append((name, problem))
         else:
-            suffix = " (dry run)" if args.dry_run == "client" else ""
+            suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(
+                args.dry_run, "")
             ctx.print(f"node/{name} drained{suffix}")
     if pending:
         ctx.warn("There are pending nodes to be drained:",
@@ -204,16 +204,21 @@ async def run_drain(ctx: Context, args: argparse.Namespace) -> None:
         ctx.fail(f"error: {pending[-1][1]}")
 
 
-async def _drain_one(ctx: Context, node: str, opts: DrainOptions, args: argparse.Namespace,
-                     deadline: float) -> str:
-    """Delete what the plan allows and wait for it; the error text, or "" when drained."""
+async def _plan_node(ctx: Context, node: str, opts: DrainOptions, pod_selector: str
+                     ) -> DrainPlan:
     client = ctx.client()
-    selector = f"spec.nodeName={node}"
-    pods = (await client.pods("").list_all(field_selector=selector,
-                                           label_selector=args.pod_selector)).items
+    pods = (await client.pods("").list_all(field_selector=f"spec.nodeName={node}",
+                                           label_selector=pod_selector)).items
     daemonsets = frozenset((d.metadata.namespace, d.metadata.name)
                            for d in (await client.daemonsets("").list_all()).items)
-    plan = drain_plan(pods, opts, daemonsets)
+    return drain_plan(pods, opts, daemonsets)
+
+
+async def _drain_one(ctx: Context, node: str, opts: DrainOptions, args: argparse.Namespace,
+                     how: Removal) -> str:
+    """Evict (or delete) what the plan allows and wait for it; the error text, or "" when
+    drained."""
+    plan = await _plan_node(ctx, node, opts, args.pod_selector)
     if plan.errors:
         return plan.error_text()
     if plan.warnings:
@@ -222,24 +227,33 @@ async def _drain_one(ctx: Context, node: str, opts: DrainOptions, args: argparse
         for pod in plan.delete:
             ctx.print(f"evicting pod {pod.metadata.namespace}/{pod.metadata.name} (dry run)")
         return ""
-    grace = args.grace_period if args.grace_period >= 0 else None
-    for pod in plan.delete:
-        try:
-            await client.pods(pod.metadata.namespace).delete(
-                pod.metadata.name, grace_period_seconds=grace, uid=pod.metadata.uid)
-        except NotFound:
-            continue
-        except ApiError as exc:
-            return str(exc)
+    if not plan.delete:
+        return ""
+    client = ctx.client()
+    try:
+        if args.disable_eviction or not await eviction_supported(client):
+            problem = await delete_pods(ctx, client, plan.delete, how)
+        else:
+            problem = await evict_pods(ctx, client, plan.delete, how)
+    except ApiError as exc:
+        problem = exc.message
+    if problem:
+        await _report_pending(ctx, node, opts, args.pod_selector, problem)
+    return problem
 
-    async def gone(pod: core_pb2.Pod) -> bool:
-        ok = await wait_until_gone(client.pods(pod.metadata.namespace), pod.metadata.name,
-                                   pod.metadata.uid, deadline)
-        if ok:
-            ctx.print(f"pod/{pod.metadata.name} deleted")
-        return ok
 
-    results = await asyncio.gather(*(gone(p) for p in plan.delete))
-    if not all(results):
-        return f"drain did not complete within {args.timeout}"
-    return ""
+async def _report_pending(ctx: Context, node: str, opts: DrainOptions, pod_selector: str,
+                          problem: str) -> None:
+    """After a failed removal, as kubectl: the pods drain would still remove."""
+    try:
+        plan = await _plan_node(ctx, node, opts, pod_selector)
+    except ApiError as exc:
+        ctx.warn("Following errors occurred while getting the list of pods to delete:",
+                 exc.message)
+        return
+    if plan.delete:
+        ctx.warn(f'There are pending pods in node "{node}" when an error occurred: {problem}',
+                 *(f"pod/{pod.metadata.name}" for pod in plan.delete))
+    if plan.errors:
+        ctx.warn("Following errors occurred while getting the list of pods to delete:",
+                 plan.error_text())

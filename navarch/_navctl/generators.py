@@ -1,5 +1,6 @@
 """Objects made from flags, as kubectl's generators make them: ``run``, ``create
-deployment``, ``create configmap``, ``create secret generic``.
+deployment``, ``create configmap``, ``create secret generic``, ``create
+poddisruptionbudget``.
 
 The builders are pure: flags in, an object in Kubernetes JSON form out (the same shape
 kubectl would send). The commands create it (or print it with ``-o yaml|json|name`` and
@@ -17,6 +18,11 @@ kubectl would send). The commands create it (or print it with ``-o yaml|json|nam
   ``--from-file=[key=]path`` (a directory: each regular file in it), ``--from-env-file``;
   a file that is not UTF-8 goes to a ConfigMap's binaryData. Secret values are base64,
   ``--type`` (default Opaque).
+- ``create poddisruptionbudget NAME --selector=SEL (--min-available=N|N% |
+  --max-unavailable=N|N%)`` (alias ``pdb``): the selector is required (``=`` and ``==``
+  go to matchLabels, ``in``, ``notin``, ``KEY``, ``!KEY`` to matchExpressions), and
+  exactly one of the two amounts, a number or a percentage; kubectl's wording when not.
+  A refusal from the server reads ``failed to create poddisruptionbudgets: ...``.
 """
 
 from __future__ import annotations
@@ -27,19 +33,29 @@ import re
 from pathlib import Path
 from typing import Any
 
+import grpc
+
 from navarch import _codec
 from navarch._errors import ApiError
 from navarch._kinds import Kind, resource
+from navarch._labels import SelectorError, parse_label_selector
 from navarch._navctl.context import Context
 from navarch._navctl.errors import NavctlError, error_message
 from navarch._navctl.expose import print_made
 from navarch._navctl.printers import object_ref
 
-__all__ = ["configmap_from", "deployment_from", "pod_from", "run_generated", "secret_from"]
+__all__ = [
+    "configmap_from", "deployment_from", "label_selector_from", "pdb_from", "pod_from",
+    "run_generated", "secret_from",
+]
 
 Obj = dict[str, Any]
 _RESTART = ("Always", "OnFailure", "Never")
 _KEY = re.compile(r"^[-._a-zA-Z0-9]+$")
+_COUNT_OR_PERCENT = re.compile(r"[0-9]+%?")  # 10, 30%; not 10Gb (fullmatch)
+_NOT_ANSWERED = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                 grpc.StatusCode.UNAUTHENTICATED)  # worded as every command words them
+_EXPRESSION_OPERATORS = {"in": "In", "notin": "NotIn", "exists": "Exists", "!": "DoesNotExist"}
 
 
 def container_name(image: str) -> str:
@@ -190,6 +206,59 @@ def secret_from(name: str, literals: list[str], files: list[str], env_files: lis
     return doc
 
 
+def label_selector_from(text: str) -> Obj:
+    """A LabelSelector from selector text, as kubectl's ``metav1.ParseToLabelSelector``:
+    ``k=v`` and ``k==v`` go to matchLabels, ``in``, ``notin``, ``k`` and ``!k`` to
+    matchExpressions; ``!=``, ``>`` and ``<`` are refused."""
+    try:
+        parsed = parse_label_selector(text)
+    except SelectorError as exc:
+        raise NavctlError(f"couldn't parse the selector string \"{text}\": {exc}") from None
+    labels: dict[str, str] = {}
+    expressions: list[Obj] = []
+    for req in parsed.requirements:
+        if req.operator == "=":
+            labels[req.key] = req.values[0]
+        elif req.operator in _EXPRESSION_OPERATORS:
+            expression: Obj = {"key": req.key, "operator": _EXPRESSION_OPERATORS[req.operator]}
+            if req.values:
+                expression["values"] = list(req.values)
+            expressions.append(expression)
+        elif req.operator in ("gt", "lt"):
+            raise NavctlError(f"\"{req.operator}\" isn't supported in label selectors")
+        else:
+            raise NavctlError(f'"{req.operator}" is not a valid label selector operator')
+    selector: Obj = {}
+    if labels:
+        selector["matchLabels"] = labels
+    if expressions:
+        selector["matchExpressions"] = expressions
+    return selector
+
+
+def pdb_from(name: str, selector: str, *, min_available: str, max_unavailable: str) -> Obj:
+    """The PodDisruptionBudget ``navctl create poddisruptionbudget`` makes."""
+    if not name:
+        raise NavctlError("name must be specified")
+    if not selector:
+        raise NavctlError("a selector must be specified")
+    if not min_available and not max_unavailable:
+        raise NavctlError("one of min-available or max-unavailable must be specified")
+    if min_available and max_unavailable:
+        raise NavctlError("min-available and max-unavailable cannot be both specified")
+    if min_available and not _COUNT_OR_PERCENT.fullmatch(min_available):
+        raise NavctlError("invalid format specified for min-available")
+    if max_unavailable and not _COUNT_OR_PERCENT.fullmatch(max_unavailable):
+        raise NavctlError("invalid format specified for max-unavailable")
+    spec: Obj = {"selector": label_selector_from(selector)}
+    if min_available:
+        spec["minAvailable"] = _codec.int_or_string(min_available)
+    else:
+        spec["maxUnavailable"] = _codec.int_or_string(max_unavailable)
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": {"name": name}, "spec": spec}
+
+
 # --- the commands ---------------------------------------------------------------------
 
 def _build(args: argparse.Namespace) -> tuple[Kind, Obj]:
@@ -206,12 +275,30 @@ def _build(args: argparse.Namespace) -> tuple[Kind, Obj]:
     if what == "configmap":
         return resource("configmaps"), configmap_from(
             args.name, args.from_literal, args.from_file, args.from_env_file)
+    if what == "poddisruptionbudget":
+        return resource("poddisruptionbudgets"), pdb_from(
+            args.name, args.selector, min_available=args.min_available,
+            max_unavailable=args.max_unavailable)
     return resource("secrets"), secret_from(
         args.name, args.from_literal, args.from_file, args.from_env_file, args.type)
 
 
+def _refusal(kind: Kind, exc: ApiError, server: str) -> str:
+    """How a create the server refused reads. kubectl's ``create poddisruptionbudget``
+    wraps the server's words: ``error: failed to create poddisruptionbudgets: ...``."""
+    if kind.resource != "poddisruptionbudgets" or exc.code in _NOT_ANSWERED:
+        return error_message(exc, server)
+    text = exc.message
+    problems = [f"{v.field}: {v.description}" if v.field else v.description
+                for v in exc.violations]
+    if problems and text.endswith("is invalid"):
+        text += ": " + (problems[0] if len(problems) == 1 else f"[{', '.join(problems)}]")
+    return f"error: failed to create {kind.resource}: {text}"
+
+
 async def run_generated(ctx: Context, args: argparse.Namespace) -> None:
-    """``navctl run`` and ``navctl create deployment|configmap|secret generic``."""
+    """``navctl run`` and ``navctl create deployment|configmap|secret generic|
+    poddisruptionbudget``."""
     kind, doc = _build(args)
     doc["metadata"]["namespace"] = ctx.namespace
     try:
@@ -224,7 +311,7 @@ async def run_generated(ctx: Context, args: argparse.Namespace) -> None:
             made = await ctx.client().resource(kind, ctx.namespace).create(
                 body, dry_run=args.dry_run == "server")
         except ApiError as exc:
-            ctx.fail(error_message(exc, ctx.address))
+            ctx.fail(_refusal(kind, exc, ctx.address))
             return
     suffix = {"client": " (dry run)", "server": " (server dry run)"}.get(args.dry_run, "")
     print_made(ctx, kind, _codec.to_dict(made), args.output,

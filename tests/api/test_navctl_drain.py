@@ -90,7 +90,8 @@ async def test_drain_refuses_then_deletes_what_kubectl_would(
                            f"deleting Pods that declare no controller: {ns}/lonely\n")
     lines = drained.out.splitlines()
     assert lines[0] == f"node/{name} already cordoned"
-    assert sorted(lines[1:3]) == ["pod/lonely deleted", "pod/web-1 deleted"]
-    assert lines[3:] == [f"node/{name} drained"]
+    assert sorted(lines[1:5]) == [f"evicting pod {ns}/lonely", f"evicting pod {ns}/web-1",
+                                  "pod/lonely evicted", "pod/web-1 evicted"]
+    assert lines[5:] == [f"node/{name} drained"]
     assert sorted(p.metadata.name for p in (await pods.list()).items) == [
         "agent-1", "elsewhere"]

@@ -1,12 +1,19 @@
-"""``navctl drain``'s choice of pods (navarch/_navctl/drain.py), as kubectl's filter chain
-makes it: pure, from pods and the DaemonSets that exist."""
+"""``navctl drain``: its choice of pods (navarch/_navctl/drain.py), as kubectl's filter
+chain makes it, pure, from pods and the DaemonSets that exist; and how it removes them
+(evict.py): evictions retried while a disruption budget refuses, kubectl's messages, the
+global timeout, against a fake API and a fake clock."""
 
 from __future__ import annotations
 
+import asyncio
+import io
 from typing import Any
 
+import grpc
 import pytest
 
+from navarch._errors import Forbidden, Invalid, NotFound, TooManyRequests
+from navarch._navctl.context import Context
 from navarch._navctl.drain import (
     DAEMONSET_FATAL,
     DAEMONSET_WARNING,
@@ -16,7 +23,14 @@ from navarch._navctl.drain import (
     DrainOptions,
     drain_plan,
 )
-from navarch.v1 import core_pb2, meta_pb2
+from navarch._navctl.evict import (
+    Removal,
+    aggregate,
+    delete_pods,
+    evict_pods,
+    eviction_supported,
+)
+from navarch.v1 import api_pb2, core_pb2, meta_pb2
 
 DAEMONSETS = frozenset({("kube-system", "proxy")})
 
@@ -91,3 +105,199 @@ def test_several_refusals_are_listed_together() -> None:
     assert got.delete == []
     assert got.error_text() == (f"[{UNMANAGED_FATAL}: default/a, default/b, "
                                 f"{LOCAL_STORAGE_FATAL}: default/c]")
+
+
+# --- removing the pods (navarch/_navctl/evict.py), against a fake API and a fake clock ------
+
+BUDGET = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+class FakeClock:
+    """Time that moves only when slept through."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        await asyncio.sleep(0)
+
+
+class FakePods:
+    def __init__(self, api: FakeApi, namespace: str) -> None:
+        self.api, self.namespace = api, namespace
+
+    async def get(self, name: str) -> core_pb2.Pod:
+        found = self.api.pods_by_key.get((self.namespace, name))
+        if found is None:
+            raise NotFound(grpc.StatusCode.NOT_FOUND, f'pods "{name}" not found')
+        return found
+
+    async def delete(self, name: str, *, grace_period_seconds: int | None = None,
+                     uid: str = "", dry_run: bool = False) -> core_pb2.Pod:
+        self.api.calls.append(("delete", name, grace_period_seconds, uid, dry_run))
+        found = await self.get(name)
+        if not dry_run:
+            del self.api.pods_by_key[(self.namespace, name)]
+        return found
+
+
+class FakeApi:
+    """Pods, and each pod's scripted answers to evictions: None allows (the pod goes
+    unless ``linger``), an exception refuses; the last answer repeats."""
+
+    def __init__(self, pods: list[core_pb2.Pod], answers: dict[str, list[Any]] | None = None,
+                 *, linger: bool = False, eviction: bool = True) -> None:
+        self.pods_by_key = {(p.metadata.namespace, p.metadata.name): p for p in pods}
+        self.answers = answers or {}
+        self.linger = linger
+        self.eviction = eviction
+        self.calls: list[tuple[Any, ...]] = []
+
+    def pods(self, namespace: str = "default") -> FakePods:
+        return FakePods(self, namespace)
+
+    async def evict(self, namespace: str, pod: str, *, grace_period_seconds: int | None = None,
+                    dry_run: bool = False) -> core_pb2.Pod:
+        self.calls.append(("evict", pod, grace_period_seconds, dry_run))
+        script = self.answers.get(pod, [None])
+        answer = script.pop(0) if len(script) > 1 else script[0]
+        if isinstance(answer, Exception):
+            raise answer
+        found = await self.pods(namespace).get(pod)
+        if not dry_run and not self.linger:
+            del self.pods_by_key[(namespace, pod)]
+        return found
+
+    async def api_resources(self) -> list[api_pb2.APIResource]:
+        subresources = ["status", "binding"] + (["eviction"] if self.eviction else [])
+        return [api_pb2.APIResource(name="pods", version="v1", subresources=subresources),
+                api_pb2.APIResource(name="deployments", group="apps", version="v1")]
+
+
+def refused(message: str = BUDGET) -> TooManyRequests:
+    return TooManyRequests(grpc.StatusCode.RESOURCE_EXHAUSTED, message)
+
+
+def run_removal(fn: Any, api: FakeApi, pods: list[core_pb2.Pod], **how: Any
+                ) -> tuple[str, list[str], list[str], FakeClock]:
+    """(error, stdout lines, stderr lines, clock) of one removal."""
+    clock = FakeClock()
+    ctx = Context(out=io.StringIO(), err=io.StringIO())
+    problem = asyncio.run(fn(ctx, api, pods, Removal(clock=clock, sleep=clock.sleep, **how)))
+    assert isinstance(ctx.out, io.StringIO) and isinstance(ctx.err, io.StringIO)
+    return problem, ctx.out.getvalue().splitlines(), ctx.err.getvalue().splitlines(), clock
+
+
+def test_eviction_is_retried_every_5s_while_the_budget_refuses() -> None:
+    web = pod("web-1", "ReplicaSet/web")
+    api = FakeApi([web], {"web-1": [refused(), refused(), None]})
+    problem, out, err, clock = run_removal(evict_pods, api, [web], grace_period=30)
+    assert problem == ""
+    assert out == ["evicting pod default/web-1"] * 3 + ["pod/web-1 evicted"]
+    assert err == [f'error when evicting pods/"web-1" -n "default" (will retry after 5s): '
+                   f"{BUDGET}"] * 2
+    assert clock.now == 10.0
+    assert api.calls == [("evict", "web-1", 30, False)] * 3
+
+
+def test_eviction_gives_up_at_the_global_timeout_and_the_pod_stays() -> None:
+    web = pod("web-1", "ReplicaSet/web")
+    api = FakeApi([web], {"web-1": [refused()]})
+    problem, out, err, clock = run_removal(evict_pods, api, [web], timeout=12.0)
+    # refused at 0, 5 and 10 s; the last sleep stops at the deadline, then kubectl's
+    # loop says "evicting" once more before it notices the time
+    assert problem == 'error when evicting pods/"web-1" -n "default": global timeout ' \
+                      "reached: 12s"
+    assert out == ["evicting pod default/web-1"] * 4
+    assert len(err) == 3
+    assert clock.now == 12.0
+    assert ("default", "web-1") in api.pods_by_key
+
+
+def test_evictions_run_concurrently() -> None:
+    slow, quick = pod("web-1", "ReplicaSet/web"), pod("web-2", "ReplicaSet/web")
+    api = FakeApi([slow, quick], {"web-1": [refused(), None]})
+    problem, out, _, _ = run_removal(evict_pods, api, [slow, quick])
+    assert problem == ""
+    # web-2 goes while web-1 waits for its retry
+    assert out == ["evicting pod default/web-1", "evicting pod default/web-2",
+                   "pod/web-2 evicted", "evicting pod default/web-1", "pod/web-1 evicted"]
+
+
+def test_a_pod_already_gone_is_done_and_other_refusals_are_errors() -> None:
+    gone, stuck, locked = (pod("gone", "ReplicaSet/a"), pod("stuck", "ReplicaSet/b"),
+                           pod("locked", "ReplicaSet/c"))
+    forbidden = Forbidden(grpc.StatusCode.PERMISSION_DENIED, "pods/eviction is forbidden")
+    api = FakeApi([stuck, locked], {
+        "stuck": [Invalid(grpc.StatusCode.INVALID_ARGUMENT, "This pod has more than one "
+                          "PodDisruptionBudget, which the eviction subresource does not "
+                          "support.")],
+        "locked": [forbidden]})
+    problem, out, err, _ = run_removal(evict_pods, api, [gone, stuck, locked])
+    assert problem == (
+        '[error when evicting pods/"stuck" -n "default": This pod has more than one '
+        "PodDisruptionBudget, which the eviction subresource does not support., "
+        'error when evicting pods/"locked" -n "default": pods/eviction is forbidden]')
+    assert out == ["evicting pod default/gone", "evicting pod default/stuck",
+                   "evicting pod default/locked"]  # nothing "evicted": gone was not seen
+    assert err == []
+
+
+def test_an_evicted_pod_is_waited_for_until_gone_or_replaced() -> None:
+    web = pod("web-1", "StatefulSet/web")
+    web.metadata.uid = "uid-1"
+    api = FakeApi([web], linger=True)
+    problem, out, _, clock = run_removal(evict_pods, api, [web], timeout=30.0)
+    assert problem == 'error when waiting for pod "web-1" in namespace "default" to ' \
+                      "terminate: context deadline exceeded"
+    assert out == ["evicting pod default/web-1"]
+    assert clock.now == 30.0
+
+    replaced = core_pb2.Pod()
+    replaced.CopyFrom(web)
+    replaced.metadata.uid = "uid-2"  # a StatefulSet's new pod of the same name
+    api = FakeApi([web], linger=True)
+
+    async def evict_then_replace(*args: Any, **kwargs: Any) -> core_pb2.Pod:
+        api.pods_by_key[("default", "web-1")] = replaced
+        return web
+    api.evict = evict_then_replace  # type: ignore[method-assign]
+    problem, out, _, _ = run_removal(evict_pods, api, [web], timeout=30.0)
+    assert (problem, out) == ("", ["evicting pod default/web-1", "pod/web-1 evicted"])
+
+
+def test_server_dry_run_evicts_nothing_and_waits_for_nothing() -> None:
+    web = pod("web-1", "ReplicaSet/web")
+    api = FakeApi([web])
+    problem, out, _, _ = run_removal(evict_pods, api, [web], server_dry_run=True)
+    assert (problem, out) == ("", ["evicting pod default/web-1 (server dry run)"])
+    assert api.calls == [("evict", "web-1", None, True)]
+    assert ("default", "web-1") in api.pods_by_key
+
+
+def test_disable_eviction_deletes_without_asking_the_budget() -> None:
+    a, b = pod("a", "ReplicaSet/x"), pod("b", "ReplicaSet/x")
+    a.metadata.uid, b.metadata.uid = "uid-a", "uid-b"
+    api = FakeApi([a, b], {"a": [refused()]})
+    problem, out, err, _ = run_removal(delete_pods, api, [a, b], grace_period=0)
+    assert (problem, sorted(out), err) == ("", ["pod/a deleted", "pod/b deleted"], [])
+    assert api.calls == [("delete", "a", 0, "uid-a", False), ("delete", "b", 0, "uid-b", False)]
+    api = FakeApi([a])
+    problem, out, _, _ = run_removal(delete_pods, api, [a], server_dry_run=True)
+    assert (problem, out, list(api.pods_by_key)) == ("", [], [("default", "a")])
+
+
+@pytest.mark.parametrize(("errors", "text"), [
+    ([], ""), (["a"], "a"), (["a", "a"], "a"), (["a", "b", "a"], "[a, b]"),
+])
+def test_errors_aggregate_as_kubectl(errors: list[str], text: str) -> None:
+    assert aggregate(errors) == text
+
+
+def test_eviction_support_comes_from_discovery() -> None:
+    assert asyncio.run(eviction_supported(FakeApi([])))
+    assert not asyncio.run(eviction_supported(FakeApi([], eviction=False)))

@@ -1,10 +1,12 @@
 """Objects navctl makes from flags (navarch/_navctl/generators.py), pure, and how the
-command line reaches them (``--`` and the create subcommands)."""
+command line reaches them (``--`` and the create subcommands, ``create pdb`` included)."""
 
 from __future__ import annotations
 
 import base64
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,6 +16,8 @@ from navarch._navctl.generators import (
     configmap_from,
     container_name,
     deployment_from,
+    label_selector_from,
+    pdb_from,
     pod_from,
     secret_from,
 )
@@ -106,3 +110,64 @@ def test_command_lines() -> None:
     assert (args.generate, args.from_literal) == ("secret", ["k=v"])
     args = parse_args(["create", "cm", "c", "--from-literal=k=v", "--dry-run", "-o", "yaml"])
     assert (args.generate, args.dry_run, args.output) == ("configmap", "client", "yaml")
+
+
+# --- create poddisruptionbudget ---------------------------------------------------------------
+
+def test_create_pdb_as_kubectls_examples() -> None:
+    assert pdb_from("my-pdb", "app=rails", min_available="1", max_unavailable="") == {
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "my-pdb"},
+        "spec": {"selector": {"matchLabels": {"app": "rails"}}, "minAvailable": 1}}
+    half = pdb_from("my-pdb", "app=nginx", min_available="", max_unavailable="50%")
+    assert half["spec"] == {"selector": {"matchLabels": {"app": "nginx"}},
+                            "maxUnavailable": "50%"}
+
+
+@pytest.mark.parametrize(("selector", "minimum", "maximum", "why"), [
+    ("", "1", "", "a selector must be specified"),
+    ("app=web", "", "", "one of min-available or max-unavailable must be specified"),
+    ("app=web", "1", "1", "min-available and max-unavailable cannot be both specified"),
+    ("app=web", "10Gb", "", "invalid format specified for min-available"),
+    ("app=web", "", "-1", "invalid format specified for max-unavailable"),
+    ("app=web", "", "1.5%", "invalid format specified for max-unavailable"),
+])
+def test_create_pdb_refuses_as_kubectl(selector: str, minimum: str, maximum: str,
+                                       why: str) -> None:
+    with pytest.raises(NavctlError, match=f"^{why}$"):
+        pdb_from("p", selector, min_available=minimum, max_unavailable=maximum)
+
+
+@pytest.mark.parametrize(("text", "selector"), [
+    ("app=web", {"matchLabels": {"app": "web"}}),
+    ("app==web,tier=front", {"matchLabels": {"app": "web", "tier": "front"}}),
+    ("app=web,tier in (b,a),!canary,track", {
+        "matchLabels": {"app": "web"},
+        "matchExpressions": [{"key": "canary", "operator": "DoesNotExist"},
+                             {"key": "tier", "operator": "In", "values": ["a", "b"]},
+                             {"key": "track", "operator": "Exists"}]}),
+    ("env notin (dev)", {"matchExpressions": [{"key": "env", "operator": "NotIn",
+                                               "values": ["dev"]}]}),
+])
+def test_pdb_selector_text_becomes_a_label_selector(text: str, selector: dict[str, Any]
+                                                    ) -> None:
+    assert label_selector_from(text) == selector
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("app!=web", '"!=" is not a valid label selector operator'),
+    ("replicas>2", "\"gt\" isn't supported in label selectors"),
+    ("app=web,", "couldn't parse the selector string \"app=web,\": "),
+])
+def test_pdb_selectors_kubectl_refuses(text: str, why: str) -> None:
+    with pytest.raises(NavctlError, match=re.escape(why)):
+        label_selector_from(text)
+
+
+def test_create_pdb_command_line() -> None:
+    for alias in ("poddisruptionbudget", "pdb"):
+        args = parse_args(["create", alias, "p", "--selector=app=web", "--min-available",
+                           "50%", "--dry-run=client", "-o", "yaml", "-n", "demo"])
+        assert (args.generate, args.name, args.selector, args.min_available,
+                args.max_unavailable, args.dry_run, args.output, args.namespace) == (
+            "poddisruptionbudget", "p", "app=web", "50%", "", "client", "yaml", "demo")

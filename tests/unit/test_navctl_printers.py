@@ -371,6 +371,22 @@ def test_small_kinds() -> None:
         ["NAME   CONTAINERS   IMAGES   POD LABELS"]
 
 
+def pdb(spec: dict[str, Any], **status: int) -> dict[str, Any]:
+    return {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+            "metadata": meta("web", 2 * HOUR), "spec": spec, "status": status}
+
+
+def test_pdb_table_says_na_for_the_amount_not_set() -> None:
+    budgets = [pdb({"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}},
+                   disruptionsAllowed=1),
+               pdb({"maxUnavailable": "25%", "selector": {}})]
+    assert render_table(resource("pdb"), budgets, NOW) == [
+        "NAME   MIN AVAILABLE   MAX UNAVAILABLE   ALLOWED DISRUPTIONS   AGE",
+        "web    2               N/A               1                     120m",
+        "web    N/A             25%               0                     120m",
+    ]
+
+
 def test_events_table_last_seen_and_object() -> None:
     event = {"metadata": meta("web.1"), "type": "Warning", "reason": "BackOff",
              "involvedObject": {"kind": "Pod", "name": "web"},
@@ -577,6 +593,39 @@ def test_describe_node_sums_what_its_pods_request() -> None:
         "  memory             256Mi (25%)  0 (0%)",
         "  ephemeral-storage  0 (0%)       0 (0%)",
     ]
+
+
+def test_describe_pdb_as_kubectl() -> None:
+    budget = pdb({"minAvailable": 1, "selector": {"matchLabels": {"app": "rails"}}},
+                 disruptionsAllowed=1, currentHealthy=2, desiredHealthy=1, expectedPods=2)
+    event = {"type": "Normal", "reason": "NoPods", "message": "No matching pods found",
+             "source": {"component": "controllermanager"}, "firstTimestamp": ts(90)}
+    assert describe(budget, Related(events=[event]), NOW, UTC) == [
+        "Name:           web",
+        "Namespace:      default",
+        "Min available:  1",
+        "Selector:       app=rails",
+        "Status:",
+        "    Allowed disruptions:  1",
+        "    Current:              2",
+        "    Desired:              1",
+        "    Total:                2",
+        "Events:",
+        "  Type    Reason  Age   From               Message",
+        "  ----    ------  ----  ----               -------",
+        "  Normal  NoPods  90s   controllermanager  No matching pods found",
+    ]
+
+
+@pytest.mark.parametrize(("spec", "lines"), [
+    ({"maxUnavailable": "25%", "selector": {}},
+     ["Max unavailable:  25%", "Selector:         <none>"]),  # {} selects every pod
+    ({"minAvailable": "50%"}, ["Min available:  50%", "Selector:       <unset>"]),
+])
+def test_describe_pdb_amount_and_selector(spec: dict[str, Any], lines: list[str]) -> None:
+    text = describe(pdb(spec), Related(), NOW, UTC)
+    assert text[2:4] == lines
+    assert text[-1] == "Events:                   <none>"
 
 
 def test_describe_unknown_kind_is_generic() -> None:
