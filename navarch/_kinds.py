@@ -23,6 +23,7 @@ from navarch.v1 import (  # noqa: F401
     meta_pb2,
     metrics_pb2,
     policy_pb2,
+    rbac_pb2,
 )
 
 __all__ = [
@@ -100,9 +101,13 @@ def _core(kind: str, resource: str, *, short: tuple[str, ...] = (),
 
 def _grouped(group: str, version: str, kind: str, resource: str, *,
              short: tuple[str, ...] = (), sub: tuple[str, ...] = (),
-             message: str = "", storage: bool = True) -> Kind:
-    return Kind(kind, group, version, resource, f"navarch.v1.{message or kind}", True,
-                short, sub, _ALL_VERBS, storage)
+             message: str = "", storage: bool = True, namespaced: bool = True,
+             verbs: tuple[str, ...] = _ALL_VERBS) -> Kind:
+    return Kind(kind, group, version, resource, f"navarch.v1.{message or kind}", namespaced,
+                short, sub, verbs, storage)
+
+
+_RBAC = "rbac.authorization.k8s.io"
 
 
 KINDS: tuple[Kind, ...] = (
@@ -135,6 +140,12 @@ KINDS: tuple[Kind, ...] = (
              storage=False),
     _grouped("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", short=("pdb",),
              sub=("status",)),
+    _grouped(_RBAC, "v1", "Role", "roles"),
+    _grouped(_RBAC, "v1", "ClusterRole", "clusterroles", namespaced=False),
+    _grouped(_RBAC, "v1", "RoleBinding", "rolebindings"),
+    _grouped(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", namespaced=False),
+    _grouped("authorization.k8s.io", "v1", "SelfSubjectAccessReview",
+             "selfsubjectaccessreviews", namespaced=False, verbs=("create",)),
     _grouped("coordination.k8s.io", "v1", "Lease", "leases"),
     _grouped("metrics.k8s.io", "v1beta1", "PodMetrics", "podmetrics"),
 )

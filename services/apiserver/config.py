@@ -6,8 +6,11 @@ from __future__ import annotations
 import argparse
 import ipaddress
 from dataclasses import dataclass
+from pathlib import Path
 
-__all__ = ["ApiServerConfig", "ConfigError", "add_arguments", "host_port"]
+from .auth import TokenFileError, read_token_file
+
+__all__ = ["AUTHORIZATION_MODES", "ApiServerConfig", "ConfigError", "add_arguments", "host_port"]
 
 
 class ConfigError(ValueError):
@@ -28,6 +31,9 @@ class ApiServerConfig:
     watch_cache_size: int = 10_000
     advertise_address: str = ""
     endpoint_reconciler_type: str = "lease"
+    authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
+    token_auth_file: str = ""
+    anonymous_auth: bool = True
 
     def advertised(self) -> tuple[str, int] | None:
         """(IP, port) this server publishes in the ``kubernetes`` Service's Endpoints:
@@ -83,10 +89,35 @@ class ApiServerConfig:
         if args.endpoint_reconciler_type not in ("lease", "none"):
             raise ConfigError("--endpoint-reconciler-type: expected lease or none, got "
                               f"{args.endpoint_reconciler_type!r}")
+        modes = tuple(m.strip() for m in args.authorization_mode.split(",") if m.strip())
+        if not modes:
+            raise ConfigError("--authorization-mode: give at least one of "
+                              + ", ".join(AUTHORIZATION_MODES))
+        for mode in modes:
+            if mode not in AUTHORIZATION_MODES:
+                raise ConfigError(f"--authorization-mode: unknown mode {mode!r}; supported: "
+                                  + ", ".join(AUTHORIZATION_MODES))
+        if len(set(modes)) != len(modes):
+            raise ConfigError("--authorization-mode: a mode is given twice")
+        if args.anonymous_auth not in ("true", "false"):
+            raise ConfigError(f"--anonymous-auth: expected true or false, got "
+                              f"{args.anonymous_auth!r}")
+        if args.token_auth_file:
+            try:
+                read_token_file(Path(args.token_auth_file))
+            except TokenFileError as exc:
+                raise ConfigError(f"--token-auth-file: {exc}") from None
+        elif args.anonymous_auth == "false":
+            raise ConfigError("--anonymous-auth=false needs --token-auth-file: no request "
+                              "could authenticate")
         return cls(endpoints, args.listen, args.service_cluster_ip_range,
                    (int(low), int(high)), args.watch_bookmark_interval,
                    args.compaction_interval, args.metrics_listen, args.watch_cache_size,
-                   advertise, args.endpoint_reconciler_type)
+                   advertise, args.endpoint_reconciler_type, modes, args.token_auth_file,
+                   args.anonymous_auth == "true")
+
+
+AUTHORIZATION_MODES = ("AlwaysAllow", "AlwaysDeny", "RBAC")
 
 
 def _bare(host: str) -> str:
@@ -129,3 +160,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--endpoint-reconciler-type", default="lease",
                    help="lease: API servers keep default/kubernetes's Endpoints to the live "
                    "ones, each renewing a Lease in kube-system; none: leave them alone")
+    p.add_argument("--authorization-mode", default="AlwaysAllow",
+                   help="comma-separated authorizers tried in order: AlwaysAllow (the "
+                   "default), AlwaysDeny, RBAC (roles and bindings; members of "
+                   "system:masters may do everything)")
+    p.add_argument("--token-auth-file", default="",
+                   help="Kubernetes' static token file (CSV: token,user,uid,\"groups\"): "
+                   "requests carrying 'authorization: Bearer TOKEN' are that user")
+    p.add_argument("--anonymous-auth", default="true",
+                   help="true: requests without a token are system:anonymous (group "
+                   "system:unauthenticated); false: they are refused")

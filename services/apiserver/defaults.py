@@ -18,15 +18,16 @@ and ``kubernetes.io/metadata.name`` label, Service IP families.
 
 from __future__ import annotations
 
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable, Iterable, MutableMapping
 from typing import Any, TypeVar
 
 from google.protobuf.message import Message
 
 from navarch import _quantity
-from navarch.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2
+from navarch.v1 import apps_pb2, autoscaling_pb2, batch_pb2, core_pb2, rbac_pb2
 
 from .validation.batch import CONTROLLER_UID_LABEL, job_labels
+from .validation.rbac import RBAC_GROUP
 from .validation.volumes import SOURCES as VOLUME_SOURCES
 
 __all__ = ["apply"]
@@ -460,3 +461,24 @@ def _scaling_rules(rules: autoscaling_pb2.HPAScalingRules, *, stabilization: int
     if not rules.policies:
         for kind, value, period in policies:
             rules.policies.add(type=kind, value=value, period_seconds=period)
+
+
+# --- rbac ----------------------------------------------------------------------------------
+
+def _subjects(subjects: Iterable[rbac_pb2.Subject]) -> None:
+    """User and Group subjects are of the rbac group; ServiceAccounts keep ""."""
+    for subject in subjects:
+        if not subject.api_group and subject.kind in ("User", "Group"):
+            subject.api_group = RBAC_GROUP
+
+
+@_defaults("RoleBinding", rbac_pb2.RoleBinding)
+def _role_binding(rb: rbac_pb2.RoleBinding) -> None:
+    rb.role_ref.api_group = rb.role_ref.api_group or RBAC_GROUP
+    _subjects(rb.subjects)
+
+
+@_defaults("ClusterRoleBinding", rbac_pb2.ClusterRoleBinding)
+def _cluster_role_binding(crb: rbac_pb2.ClusterRoleBinding) -> None:
+    crb.role_ref.api_group = crb.role_ref.api_group or RBAC_GROUP
+    _subjects(crb.subjects)

@@ -25,11 +25,19 @@ from prometheus_client import Counter, Histogram
 
 import navarch
 from navarch._kinds import KINDS, Kind
-from navarch.v1 import api_pb2
+from navarch.v1 import api_pb2, rbac_pb2
 
 from . import conversion, eviction, objects
-from .auth import AllowAll, AnonymousAuthenticator, Attributes, Authenticator, Authorizer
-from .errors import ApiError, bad_request
+from .auth import (
+    CURRENT_USER,
+    AllowAll,
+    AnonymousAuthenticator,
+    Attributes,
+    Authenticator,
+    Authorizer,
+    UserInfo,
+)
+from .errors import ApiError, FieldViolation, bad_request, invalid_object
 from .resources import Resources
 
 __all__ = ["DISCOVERY_SERVICE", "RESOURCES_SERVICE", "ApiService"]
@@ -131,25 +139,20 @@ class ApiService:
 
     # --- plumbing -----------------------------------------------------------------------
 
-    def _admit(self, context: grpc.aio.ServicerContext[Any, Any], attrs: Attributes) -> None:
-        """Authenticate and authorize; the single gate of every request."""
+    def _admit(self, context: grpc.aio.ServicerContext[Any, Any],
+               attrs: Attributes) -> UserInfo:
+        """Authenticate and authorize; the single gate of every request. The caller is
+        kept in ``CURRENT_USER`` for the checks that need it later (RBAC escalation)."""
         metadata = tuple(context.invocation_metadata() or ())
         user = self.authenticator.authenticate(metadata)
         if user is None:
             raise ApiError(grpc.StatusCode.UNAUTHENTICATED, "Unauthorized",
                            reason="Unauthorized")
+        CURRENT_USER.set(user)
         decision = self.authorizer.authorize(user, attrs)
         if not decision.allowed:
-            where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else \
-                " at the cluster scope"
-            target = f'{attrs.resource} "{attrs.name}"' if attrs.name else attrs.resource
-            sub = f"/{attrs.subresource}" if attrs.subresource else ""
-            raise ApiError(grpc.StatusCode.PERMISSION_DENIED,
-                           f'{target} is forbidden: User "{user.name}" cannot {attrs.verb} '
-                           f'resource "{attrs.resource}{sub}" in API group '
-                           f'"{attrs.api_group}"{where}'
-                           + (f": {decision.reason}" if decision.reason else ""),
-                           reason="Forbidden")
+            raise forbidden_message(user, attrs, decision.reason)
+        return user
 
     async def _call(self, context: grpc.aio.ServicerContext[Any, Any], verb: str,
                     resource: str, body: Callable[[], Awaitable[R]]) -> R:
@@ -176,8 +179,13 @@ class ApiService:
     def _attrs(self, verb: str, resource: str, subresource: str, namespace: str,
                name: str, *, collection: bool = False) -> Attributes:
         """The request's attributes; for a collection (list, watch) no namespace means
-        every namespace, for one object it means "default"."""
+        every namespace, for one object it means "default". A verb the resource does not
+        serve is refused here (Kubernetes' 405)."""
         kind = self.resources.kind(resource)
+        if not subresource and verb not in kind.verbs:
+            raise ApiError(grpc.StatusCode.UNIMPLEMENTED, "the server does not allow this "
+                           f"method on the requested resource ({verb} {kind.group_resource})",
+                           reason="MethodNotAllowed")
         if not kind.namespaced:
             ns = ""
         else:
@@ -194,7 +202,10 @@ class ApiService:
             meta = getattr(obj, "metadata", None)
             ns = req.namespace or (meta.namespace if meta is not None else "")
             name = req.name if req.subresource else (meta.name if meta is not None else "")
-            self._admit(context, self._attrs("create", req.resource, req.subresource, ns, name))
+            user = self._admit(context, self._attrs("create", req.resource, req.subresource,
+                                                    ns, name))
+            if req.resource == "selfsubjectaccessreviews" and not req.subresource:
+                return _pack(self._review(user, obj))
             if req.subresource == "binding" and req.resource == "pods":
                 return _pack(await self.resources.bind(ns, req.name, obj, dry_run=req.dry_run))
             if req.subresource == "eviction" and req.resource == "pods":
@@ -340,11 +351,49 @@ class ApiService:
             return _pack(_in_version(self.resources, req.resource, req.api_version, deleted))
         return await self._call(context, "delete", req.resource, body)
 
+    # --- access reviews -----------------------------------------------------------------
+
+    def _review(self, user: UserInfo, review: Message) -> Message:
+        """A SelfSubjectAccessReview answered for ``user`` (nothing is stored)."""
+        if not isinstance(review, rbac_pb2.SelfSubjectAccessReview):
+            raise bad_request("selfsubjectaccessreviews takes a "
+                              "navarch.v1.SelfSubjectAccessReview, got "
+                              f"{review.DESCRIPTOR.full_name}")
+        spec = review.spec
+        if spec.HasField("resource_attributes") == spec.HasField("non_resource_attributes"):
+            raise invalid_object("SelfSubjectAccessReview", "", [FieldViolation(
+                "spec.resourceAttributes",
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified")])
+        answered = rbac_pb2.SelfSubjectAccessReview()
+        answered.CopyFrom(review)
+        answered.api_version, answered.kind = "authorization.k8s.io/v1", \
+            "SelfSubjectAccessReview"
+        if spec.HasField("resource_attributes"):
+            ra = spec.resource_attributes
+            attrs = Attributes(ra.verb, ra.resource, ra.subresource, ra.namespace, ra.name,
+                               ra.group)
+        else:
+            nra = spec.non_resource_attributes
+            attrs = Attributes(nra.verb, "", path=nra.path)
+        decision = self.authorizer.authorize(user, attrs)
+        answered.status.allowed = decision.allowed
+        answered.status.reason = decision.reason
+        return answered
+
     # --- Discovery ----------------------------------------------------------------------
+
+    async def _admit_path(self, context: grpc.aio.ServicerContext[Any, Any],
+                          path: str) -> None:
+        """The gate for discovery: a non-resource "get" of ``path``."""
+        try:
+            self._admit(context, Attributes("get", "", path=path))
+        except ApiError as exc:
+            await context.abort_with_status(rpc_status.to_status(exc.to_status()))
 
     async def list_resources(self, req: api_pb2.ListResourcesRequest,
                              context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         """Discovery.ListResources: the storage version of every served resource."""
+        await self._admit_path(context, "/apis")
         response = api_pb2.ListResourcesResponse()
         for k in KINDS:
             if not k.storage:
@@ -358,6 +407,7 @@ class ApiService:
     async def version(self, req: api_pb2.VersionRequest,
                       context: grpc.aio.ServicerContext[Any, Any]) -> bytes:
         """Discovery.Version."""
+        await self._admit_path(context, "/version")
         machine = platform.machine().lower().replace("x86_64", "amd64").replace("aarch64", "arm64")
         return api_pb2.VersionResponse(
             version=navarch.__version__, git_commit=self.git_commit,
@@ -395,3 +445,22 @@ class ApiService:
 
 def _identity(data: bytes) -> bytes:
     return data
+
+
+def forbidden_message(user: UserInfo, attrs: Attributes, reason: str = "") -> ApiError:
+    """PERMISSION_DENIED in Kubernetes' words: ``pods is forbidden: User "x" cannot list
+    resource "pods" in API group "" in the namespace "y"``, or for a path ``forbidden:
+    User "x" cannot get path "/version"``."""
+    tail = f": {reason}" if reason else ""
+    if not attrs.resource_request:
+        return ApiError(grpc.StatusCode.PERMISSION_DENIED,
+                        f'forbidden: User "{user.name}" cannot {attrs.verb} path '
+                        f'"{attrs.path}"{tail}', reason="Forbidden")
+    where = f' in the namespace "{attrs.namespace}"' if attrs.namespace else \
+        " at the cluster scope"
+    target = f'{attrs.resource} "{attrs.name}"' if attrs.name else attrs.resource
+    sub = f"/{attrs.subresource}" if attrs.subresource else ""
+    return ApiError(grpc.StatusCode.PERMISSION_DENIED,
+                    f'{target} is forbidden: User "{user.name}" cannot {attrs.verb} '
+                    f'resource "{attrs.resource}{sub}" in API group "{attrs.api_group}"'
+                    f"{where}{tail}", reason="Forbidden")

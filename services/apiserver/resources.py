@@ -95,8 +95,11 @@ class Resources:
         self.caches: dict[str, WatchCache] = {
             k.resource: WatchCache(k, store, strategy_for(k).describe,
                                    capacity=watch_cache_capacity)
-            for k in KINDS if k.storage
+            for k in KINDS if k.storage and "watch" in k.verbs
         }
+        # The last check of a create or update, after validation (RBAC's escalation
+        # check): raises ApiError to refuse the object.
+        self.admission: Callable[[Kind, Obj], None] | None = None
         # Namespaces this server marked for deletion, until when (monotonic) their
         # cached copy is not trusted to say "active": see _check_namespace_open
         self._live_namespace_lookups: dict[str, float] = {}
@@ -238,6 +241,8 @@ class Resources:
         if not meta.name and not any(p.path == "metadata.name" for p in problems):
             problems.insert(0, required("metadata.name", "name or generateName is required"))
         self._validated(st, new, problems)
+        if self.admission is not None:
+            self.admission(kind, new)
         await self._check_namespace_open(kind, meta.namespace)
         key = objects.object_key(kind, meta.namespace, meta.name)
         for _ in range(_MAX_RETRIES):
@@ -426,6 +431,8 @@ class Resources:
             new.metadata.generation = old.metadata.generation + 1
         problems += st.validate(new) + st.validate_update(new, old)
         self._validated(st, new, problems)
+        if self.admission is not None:
+            self.admission(kind, new)
         new_meta, old_meta = new.metadata, old.metadata
         # A terminating namespace goes only once spec.finalizers is empty too (the
         # namespace controller's finalize step), not on any other update.

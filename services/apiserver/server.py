@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import grpc
 import structlog
@@ -15,11 +16,24 @@ from grpc_reflection.v1alpha import reflection
 from navarch import _eventloop as eventloop
 from navarch.v1 import node_pb2_grpc
 
+from .auth import (
+    AllowAll,
+    AnonymousAuthenticator,
+    Authenticator,
+    Authorizer,
+    DenyAll,
+    PrivilegedGroup,
+    TokenFileAuthenticator,
+    Union,
+    read_token_file,
+)
+from .bootstrap_rbac import ensure_bootstrap_policy
 from .compactor import Compactor
 from .config import ApiServerConfig, host_port
 from .grpc_api import DISCOVERY_SERVICE, RESOURCES_SERVICE, ApiService
 from .kubernetes_service import KubernetesService, first_service_ip
 from .podproxy import PODS_SERVICE, PodProxy
+from .rbac import CacheSource, EscalationCheck, RBACAuthorizer
 from .resources import Resources
 from .storage import EtcdStore
 
@@ -41,7 +55,9 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.so_reuseport", 0),
     ])
-    api = ApiService(resources, bookmark_interval=config.watch_bookmark_interval)
+    authenticator, authorizer = _security(config, resources)
+    api = ApiService(resources, authenticator=authenticator, authorizer=authorizer,
+                     bookmark_interval=config.watch_bookmark_interval)
     server.add_generic_rpc_handlers(api.handlers())
     pod_proxy = PodProxy(api)
     node_pb2_grpc.add_PodsServicer_to_server(pod_proxy, server)  # type: ignore[no-untyped-call]
@@ -59,6 +75,7 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         host, port = host_port("--metrics-listen", config.metrics_listen)
         start_http_server(port, addr=host)
     await resources.start()
+    await ensure_bootstrap_policy(resources)
     kubernetes_service = KubernetesService(
         resources, service_ip=first_service_ip(config.service_cluster_ip_range),
         port=host_port("--listen", config.listen.split(",")[0])[1],
@@ -88,6 +105,30 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         await server.stop(grace=2.0)
         await pod_proxy.close()
         await store.close()
+
+
+def _security(config: ApiServerConfig, resources: Resources
+              ) -> tuple[Authenticator, Authorizer]:
+    """The authenticator and authorizer the flags ask for; with RBAC, the escalation
+    check on role and binding writes too."""
+    authenticator: Authenticator = AnonymousAuthenticator()
+    if config.token_auth_file:  # checked by ApiServerConfig.from_args
+        authenticator = TokenFileAuthenticator(read_token_file(Path(config.token_auth_file)),
+                                               anonymous=config.anonymous_auth)
+    authorizers: list[Authorizer] = []
+    for mode in config.authorization_modes:
+        if mode == "AlwaysAllow":
+            authorizers.append(AllowAll())
+        elif mode == "AlwaysDeny":
+            authorizers.append(DenyAll())
+        else:
+            rbac = RBACAuthorizer(CacheSource(resources.caches))
+            authorizers += [PrivilegedGroup(), rbac]
+    union = Union(authorizers)
+    if "RBAC" in config.authorization_modes:
+        resources.admission = EscalationCheck(
+            next(a for a in authorizers if isinstance(a, RBACAuthorizer)), union.authorize)
+    return authenticator, union
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[None]]) -> None:

@@ -46,6 +46,8 @@ CONTROLLERS: dict[str, str] = {
     "horizontalpodautoscaling":
         "services.controllers.podautoscaler:HorizontalPodAutoscalerController",
     "disruption": "services.controllers.disruption:DisruptionController",
+    "clusterrole-aggregation":
+        "services.controllers.clusterroleaggregation:ClusterRoleAggregationController",
 }
 
 

@@ -22,6 +22,7 @@ Modules, one concern each::
     batch       Job, CronJob          (cron: the schedule syntax)
     autoscaling HorizontalPodAutoscaler, Lease
     policy      PodDisruptionBudget
+    rbac        Role, ClusterRole, RoleBinding, ClusterRoleBinding
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from navarch.v1 import (
     coordination_pb2,
     core_pb2,
     policy_pb2,
+    rbac_pb2,
 )
 
 from ..errors import FieldViolation
@@ -48,6 +50,7 @@ from . import cluster as cluster
 from . import config as config
 from . import pod as pod
 from . import policy as policy
+from . import rbac as rbac
 from . import service as service
 from . import workloads as workloads
 from .meta import check_object_meta, check_object_meta_update
@@ -105,6 +108,12 @@ _register("HorizontalPodAutoscaler", autoscaling_pb2.HorizontalPodAutoscaler,
           autoscaling.validate_hpa)
 _register("Lease", coordination_pb2.Lease, autoscaling.validate_lease)
 _register("PodDisruptionBudget", policy_pb2.PodDisruptionBudget, policy.validate_pdb)
+_register("Role", rbac_pb2.Role, rbac.validate_role)
+_register("ClusterRole", rbac_pb2.ClusterRole, rbac.validate_cluster_role)
+_register("RoleBinding", rbac_pb2.RoleBinding, rbac.validate_role_binding,
+          rbac.validate_role_binding_update)
+_register("ClusterRoleBinding", rbac_pb2.ClusterRoleBinding,
+          rbac.validate_cluster_role_binding, rbac.validate_cluster_role_binding_update)
 
 
 def _rules(kind: str, obj: Message) -> _Rules | None:

@@ -3,7 +3,8 @@
 The name rule depends on the kind (Kubernetes' per-kind name validators): most names are
 DNS-1123 subdomains; Namespaces and StatefulSets (whose pods take the name as their host
 name) DNS-1123 labels; Services DNS-1035 labels (they become DNS names that must not
-start with a digit); HorizontalPodAutoscalers only need to be usable in a URL path.
+start with a digit); HorizontalPodAutoscalers and RBAC roles and bindings
+(``system:node``) only need to be usable in a URL path.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ _NAME_RULES: dict[str, NameCheck] = {
     "Service": _names.dns1035_label,
     "StatefulSet": _names.dns1123_label,
     "HorizontalPodAutoscaler": path_segment_name,
+    "Role": path_segment_name,
+    "ClusterRole": path_segment_name,
+    "RoleBinding": path_segment_name,
+    "ClusterRoleBinding": path_segment_name,
 }
 
 
