@@ -209,6 +209,8 @@ async def _ensure_dns_service(api: str, node: NodeEnv) -> None:
         svc.metadata.name = "kube-dns"
         svc.metadata.namespace = "kube-system"
         svc.metadata.labels["k8s-app"] = "kube-dns"
+        svc.metadata.labels["kubernetes.io/cluster-service"] = "true"  # navctl cluster-info
+        svc.metadata.labels["kubernetes.io/name"] = "NavarchDNS"
         svc.spec.cluster_ip = DNS_SERVICE_IP
         svc.spec.ports.add(name="dns", protocol="UDP", port=53, target_port="53")
         svc.spec.ports.add(name="dns-tcp", protocol="TCP", port=53, target_port="53")

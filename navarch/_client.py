@@ -9,6 +9,10 @@
 ``Client.resource(kind)`` gives a ``ResourceClient`` for any served kind; the per-kind
 methods (``pods``, ``deployments``…) are the same, typed. Every method raises the errors
 of ``navarch._errors`` (NotFound, Conflict, Invalid…).
+
+With a token (``Client(token=…)``, $NAVARCH_TOKEN or the config file's ``token``) every
+call carries ``authorization: Bearer <token>``, which API servers started with
+``--token-auth-file`` read as Kubernetes' bearer tokens.
 """
 
 from __future__ import annotations
@@ -35,14 +39,31 @@ from navarch.v1 import (
     core_pb2,
     node_pb2,
     policy_pb2,
+    rbac_pb2,
 )
 
-__all__ = ["Client", "ObjectList", "ResourceClient", "WatchEvent", "resolve_server"]
+__all__ = [
+    "Client", "ObjectList", "ResourceClient", "WatchEvent", "resolve_server", "resolve_token",
+]
 
 T = TypeVar("T", bound=Message)
 
 DEFAULT_CONFIG = Path.home() / ".navarch" / "config.json"
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+
+
+def _config_path() -> Path:
+    return Path(os.environ.get("NAVARCH_CONFIG", DEFAULT_CONFIG))
+
+
+def _config_value(path: Path, key: str) -> str:
+    """``key`` of the config file, "" when the file, or the key, is not there."""
+    try:
+        config = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return ""
+    value = config.get(key, "") if isinstance(config, dict) else ""
+    return value if isinstance(value, str) else ""
 
 
 def resolve_server(explicit: str | None = None) -> str:
@@ -53,16 +74,22 @@ def resolve_server(explicit: str | None = None) -> str:
     env = os.environ.get("NAVARCH_SERVER")
     if env:
         return env
-    path = Path(os.environ.get("NAVARCH_CONFIG", DEFAULT_CONFIG))
-    try:
-        server = json.loads(path.read_text()).get("server", "")
-    except (OSError, ValueError):
-        server = ""
+    path = _config_path()
+    server = _config_value(path, "server")
     if not server:
         raise ApiError(grpc.StatusCode.UNAVAILABLE,
                        "no API server given: pass --server HOST:PORT, set NAVARCH_SERVER, or "
                        f"start a local cluster with `make up` (which writes {path})")
-    return str(server)
+    return server
+
+
+def resolve_token(explicit: str | None = None) -> str:
+    """The bearer token to send, found as the server is: ``explicit``, else
+    $NAVARCH_TOKEN, else the ``token`` of the config file; "" (send none) when none is
+    set anywhere."""
+    if explicit:
+        return explicit
+    return os.environ.get("NAVARCH_TOKEN") or _config_value(_config_path(), "token")
 
 
 @dataclass(frozen=True)
@@ -241,12 +268,22 @@ class ResourceClient(Generic[T]):
 
 
 class Client:
-    """A connection to an API server. Use as ``async with``, or call ``close``."""
+    """A connection to an API server. Use as ``async with``, or call ``close``.
+
+    ``metadata`` is sent with every call (unary and streaming alike). ``token`` adds
+    ``authorization: Bearer <token>`` to it (replacing an ``authorization`` entry of
+    ``metadata``); without either, the token is $NAVARCH_TOKEN, else the config file's
+    ``token`` (see ``resolve_token``), else none is sent."""
 
     def __init__(self, server: str | None = None, *, timeout: float = 30.0,
-                 metadata: Sequence[tuple[str, str]] = ()) -> None:
+                 metadata: Sequence[tuple[str, str]] = (), token: str = "") -> None:
         self.server = resolve_server(server)
         self.timeout = timeout
+        given = any(key.lower() == "authorization" for key, _ in metadata)
+        bearer = token or ("" if given else resolve_token())
+        if bearer:
+            metadata = [*((k, v) for k, v in metadata if k.lower() != "authorization"),
+                        ("authorization", f"Bearer {bearer}")]
         self.metadata = tuple(metadata)
         self.channel = grpc.aio.insecure_channel(self.server, options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -478,6 +515,46 @@ class Client:
                              ) -> ResourceClient[policy_pb2.PodDisruptionBudget]:
         """PodDisruptionBudgets (policy/v1)."""
         return self.resource("poddisruptionbudgets", namespace)
+
+    def roles(self, namespace: str = "default") -> ResourceClient[rbac_pb2.Role]:
+        """Roles (rbac.authorization.k8s.io/v1)."""
+        return self.resource("roles", namespace)
+
+    def clusterroles(self) -> ResourceClient[rbac_pb2.ClusterRole]:
+        """ClusterRoles (cluster-scoped)."""
+        return self.resource("clusterroles", "")
+
+    def rolebindings(self, namespace: str = "default"
+                     ) -> ResourceClient[rbac_pb2.RoleBinding]:
+        """RoleBindings (rbac.authorization.k8s.io/v1)."""
+        return self.resource("rolebindings", namespace)
+
+    def clusterrolebindings(self) -> ResourceClient[rbac_pb2.ClusterRoleBinding]:
+        """ClusterRoleBindings (cluster-scoped)."""
+        return self.resource("clusterrolebindings", "")
+
+    async def access_review(self, verb: str, resource: str = "", *, namespace: str = "",
+                            group: str = "", subresource: str = "", name: str = "",
+                            path: str = "") -> rbac_pb2.SelfSubjectAccessReview:
+        """Whether this client's user may do ``verb`` on ``resource`` (in ``group``,
+        ``namespace``; "" namespace: all of them), or with ``path``, on a non-resource URL
+        (``/healthz``): a SelfSubjectAccessReview the server answers and stores nothing
+        of. The answer is ``status.allowed`` (with ``status.reason`` and
+        ``status.evaluation_error`` when there is more to say)."""
+        review = rbac_pb2.SelfSubjectAccessReview(api_version="authorization.k8s.io/v1",
+                                                  kind="SelfSubjectAccessReview")
+        if path:
+            if resource:
+                raise ValueError("access_review: give a resource or a path, not both")
+            review.spec.non_resource_attributes.path = path
+            review.spec.non_resource_attributes.verb = verb
+        else:
+            review.spec.resource_attributes.CopyFrom(rbac_pb2.ResourceAttributes(
+                namespace=namespace, verb=verb, group=group, resource=resource,
+                subresource=subresource, name=name))
+        reviews: ResourceClient[rbac_pb2.SelfSubjectAccessReview] = self.resource(
+            "selfsubjectaccessreviews", "")
+        return await reviews.create(review)
 
     async def evict(self, namespace: str, pod: str, *, grace_period_seconds: int | None = None,
                     dry_run: bool = False) -> core_pb2.Pod:

@@ -8,7 +8,8 @@
 
 Commands, flags, table columns and messages follow kubectl's, so that people who know
 kubectl know navctl. The server comes from ``--server``, else $NAVARCH_SERVER, else the
-config file that ``navarch up`` writes (see ``navarch.resolve_server``).
+config file that ``navarch up`` writes (see ``navarch.resolve_server``); the bearer token
+from ``--token``, else $NAVARCH_TOKEN, else the config file's ``token``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from navarch._manifests import ManifestError
 from navarch._navctl.apply import apply_manifests, create_manifests, read_manifests
 from navarch._navctl.commands import (
     run_api_resources,
+    run_cluster_info,
     run_create_namespace,
     run_describe,
     run_scale,
@@ -67,6 +69,9 @@ def _global_flags(parser: argparse.ArgumentParser, suppress: bool) -> None:
     parser.add_argument("--request-timeout", default=default("0"), metavar="DURATION",
                         help="how long to wait for one request (e.g. 30s); 0 for the "
                              "default; also ends --watch")
+    parser.add_argument("--token", default=default(None),
+                        help="bearer token for authentication to the API server (default: "
+                             "$NAVARCH_TOKEN, else the config file's)")
 
 
 def _dry_run_flag(parser: argparse.ArgumentParser) -> None:
@@ -131,7 +136,9 @@ def _add_apply_create(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     _dry_run_flag(p)
     p = _command(sub, "create", _create, "Create objects from manifests (create -f FILE), "
                                          "or: create namespace|deployment|configmap|"
-                                         "secret generic|poddisruptionbudget NAME [flags]")
+                                         "secret generic|poddisruptionbudget|role|"
+                                         "clusterrole|rolebinding|clusterrolebinding NAME "
+                                         "[flags]")
     _files_flags(p)
     _dry_run_flag(p)
     p.add_argument("--save-config", action="store_true",
@@ -155,15 +162,49 @@ def _create_namespace_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _rbac_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    """The flags of ``create role|clusterrole|rolebinding|clusterrolebinding``, as
+    kubectl's (``--verb``, ``--resource`` and ``--non-resource-url`` take commas)."""
+    if what in ("role", "clusterrole"):
+        parser.add_argument("--verb", action="append", default=[],
+                            help="verbs that apply to the resources of the rule (get,list...)")
+        parser.add_argument("--resource", action="append", default=[],
+                            help="resources the rule applies to: pods, rs.apps, pods/log, *")
+        parser.add_argument("--resource-name", action="append", default=[],
+                            help="a name the rule is limited to (repeat for more)")
+    if what == "clusterrole":
+        parser.add_argument("--non-resource-url", action="append", default=[],
+                            help="a partial URL the user should have access to (/logs/*)")
+        parser.add_argument("--aggregation-rule", action="append", default=[],
+                            help="k=v[,k=v]: combine the rules of the ClusterRoles with "
+                                 "these labels")
+    if what in ("rolebinding", "clusterrolebinding"):
+        parser.add_argument("--clusterrole", default="",
+                            help="the ClusterRole the binding refers to")
+        if what == "rolebinding":
+            parser.add_argument("--role", default="", help="the Role the binding refers to")
+        parser.add_argument("--user", action="append", default=[],
+                            help="a user to bind the role to (repeat for more)")
+        parser.add_argument("--group", action="append", default=[],
+                            help="a group to bind the role to (repeat for more)")
+        parser.add_argument("--serviceaccount", action="append", default=[],
+                            help="NAMESPACE:NAME, a service account to bind the role to "
+                                 "(repeat for more)")
+
+
+_RBAC_GENERATED = ("role", "clusterrole", "rolebinding", "clusterrolebinding")
+
+
 def _generator_parser(what: str) -> argparse.ArgumentParser:
     """``navctl run`` and ``navctl create deployment|configmap|secret generic|
-    poddisruptionbudget``."""
+    poddisruptionbudget|role|clusterrole|rolebinding|clusterrolebinding``."""
     from navarch._navctl.generators import run_generated
 
     prog = {"pod": "navctl run", "deployment": "navctl create deployment",
             "configmap": "navctl create configmap",
             "secret": "navctl create secret generic",
-            "poddisruptionbudget": "navctl create poddisruptionbudget"}[what]
+            "poddisruptionbudget": "navctl create poddisruptionbudget",
+            **{name: f"navctl create {name}" for name in _RBAC_GENERATED}}[what]
     parser = argparse.ArgumentParser(prog=prog, description=f"{prog} NAME [flags]")
     _global_flags(parser, suppress=True)
     parser.add_argument("name")
@@ -202,6 +243,7 @@ def _generator_parser(what: str) -> argparse.ArgumentParser:
         parser.add_argument("--max-unavailable", default="",
                             help="the number or percentage of the pods that may be "
                                  "unavailable")
+    _rbac_flags(parser, what)
     parser.set_defaults(run=run_generated, generate=what, after_dashes=[])
     return parser
 
@@ -210,7 +252,8 @@ _GENERATED = {("create", "deployment"): "deployment", ("create", "deploy"): "dep
               ("create", "configmap"): "configmap", ("create", "cm"): "configmap",
               ("create", "secret"): "secret",
               ("create", "poddisruptionbudget"): "poddisruptionbudget",
-              ("create", "pdb"): "poddisruptionbudget"}
+              ("create", "pdb"): "poddisruptionbudget",
+              **{("create", name): name for name in _RBAC_GENERATED}}
 
 
 def _add_reading(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -226,6 +269,19 @@ def _add_reading(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.add_argument("--namespaced", choices=("true", "false"))
     p.add_argument("--api-group")
     p.add_argument("--no-headers", action="store_true")
+    from navarch._navctl.auth import run_auth
+
+    p = _command(sub, "auth", run_auth, "Inspect authorization: auth can-i VERB [TYPE | "
+                                        "TYPE/NAME | NONRESOURCEURL]")
+    p.add_argument("action", choices=("can-i",))
+    p.add_argument("args", nargs="*", metavar="VERB [TYPE | TYPE/NAME | NONRESOURCEURL]")
+    p.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="check the action in all namespaces")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing: the exit code is the answer")
+    p.add_argument("--subresource", default="", help="a subresource such as log or scale")
+    _command(sub, "cluster-info", run_cluster_info,
+             "Where the control plane and the cluster services run")
     p = _command(sub, "version", run_version, "Client and server versions")
     p.add_argument("--client", action="store_true", help="only the client version")
     p.add_argument("-o", "--output", choices=("json", "yaml"))
@@ -387,8 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     return _build()[0]
 
 
-_GLOBAL_VALUE_FLAGS = frozenset({"--server", "-s", "-n", "--namespace", "--request-timeout"})
-_GLOBAL_DESTS = ("server", "namespace", "request_timeout")
+_GLOBAL_VALUE_FLAGS = frozenset({"--server", "-s", "-n", "--namespace", "--request-timeout",
+                                 "--token"})
+_GLOBAL_DESTS = ("server", "namespace", "request_timeout", "token")
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -457,7 +514,7 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None,
     """The ``navctl`` command."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     ctx = Context(server=args.server, namespace=args.namespace or "default",
-                  namespace_explicit=args.namespace is not None,
+                  namespace_explicit=args.namespace is not None, token=args.token,
                   out=out or sys.stdout, err=err or sys.stderr)
     try:
         timeout = parse_duration(args.request_timeout, "--request-timeout")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from fractions import Fraction
 
 from navarch._navctl.podstatus import pod_summary
@@ -28,8 +28,9 @@ from navarch._navctl.values import (
 from navarch._quantity import Quantity, QuantityError, parse_quantity
 
 __all__ = [
-    "Column", "Table", "access_modes", "event_last_seen", "event_sort_key",
-    "format_endpoints", "int_or_percent", "service_external_ip", "service_ports", "table_for",
+    "Column", "Table", "access_modes", "created_at", "event_last_seen", "event_sort_key",
+    "format_endpoints", "int_or_percent", "service_external_ip", "service_ports",
+    "subjects_strings", "table_for",
 ]
 
 RowFunction = Callable[[Obj, datetime], list[str]]
@@ -535,3 +536,49 @@ def _pdb(pdb: Obj, now: datetime) -> list[str]:
 @_table("Lease", "NAME|HOLDER|AGE")
 def _lease(lease: Obj, now: datetime) -> list[str]:
     return [_name(lease), str(dig(lease, "spec.holderIdentity", "")), _age(lease, now)]
+
+
+# --- rbac --------------------------------------------------------------------------------
+
+def created_at(obj: Obj) -> str:
+    """CREATED AT: the creation time in UTC as RFC 3339 (the API server's default table,
+    which Roles and ClusterRoles get); Go's zero time when absent."""
+    when = parse_time(dig(obj, "metadata.creationTimestamp"))
+    if when is None:
+        return "0001-01-01T00:00:00Z"
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@_table("Role", "NAME|CREATED AT")
+def _role(role: Obj, now: datetime) -> list[str]:
+    return [_name(role), created_at(role)]
+
+
+@_table("ClusterRole", "NAME|CREATED AT")
+def _clusterrole(role: Obj, now: datetime) -> list[str]:
+    return [_name(role), created_at(role)]
+
+
+def subjects_strings(subjects: Sequence[Obj]) -> tuple[str, str, str]:
+    """USERS, GROUPS and SERVICEACCOUNTS (``namespace/name``), each joined by ``, ``, as
+    Kubernetes' rbac.SubjectsStrings; subjects of other kinds are not shown."""
+    users, groups, accounts = [], [], []
+    for subject in subjects:
+        kind, name = subject.get("kind", ""), str(subject.get("name", ""))
+        if kind == "ServiceAccount":
+            accounts.append(f"{subject.get('namespace', '')}/{name}")
+        elif kind == "User":
+            users.append(name)
+        elif kind == "Group":
+            groups.append(name)
+    return ", ".join(users), ", ".join(groups), ", ".join(accounts)
+
+
+def _binding(binding: Obj, now: datetime) -> list[str]:
+    ref = dig(binding, "roleRef", {})
+    return [_name(binding), f"{ref.get('kind', '')}/{ref.get('name', '')}",
+            _age(binding, now), *subjects_strings(items(binding, "subjects"))]
+
+
+_table("RoleBinding", "NAME|ROLE|AGE", "USERS|GROUPS|SERVICEACCOUNTS")(_binding)
+_table("ClusterRoleBinding", "NAME|ROLE|AGE", "USERS|GROUPS|SERVICEACCOUNTS")(_binding)

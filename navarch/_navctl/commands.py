@@ -1,4 +1,5 @@
-"""``navctl describe``, ``scale``, ``api-resources``, ``version`` and ``create namespace``:
+"""``navctl describe``, ``scale``, ``api-resources``, ``version``, ``cluster-info`` and
+``create namespace``:
 the thin layer that fetches what the pure printers need."""
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from navarch._navctl.values import Obj, dig, format_selector
 from navarch.v1 import api_pb2, core_pb2
 
 __all__ = [
-    "api_resource_lines", "related_for", "run_api_resources", "run_create_namespace",
-    "run_describe", "run_scale", "run_version",
+    "api_resource_lines", "cluster_service_lines", "related_for", "run_api_resources",
+    "run_cluster_info", "run_create_namespace", "run_describe", "run_scale", "run_version",
 ]
 
 
@@ -190,6 +191,40 @@ async def run_api_resources(ctx: Context, args: argparse.Namespace) -> None:
         return
     ctx.print(*api_resource_lines(found, wide=args.output == "wide",
                                   headers=not args.no_headers))
+
+
+CLUSTER_SERVICE = "kubernetes.io/cluster-service"
+
+
+def cluster_service_lines(services: list[core_pb2.Service]) -> list[str]:
+    """One line per cluster service, as kubectl cluster-info names them (the
+    ``kubernetes.io/name`` label, else the Service's name). kubectl links to the API
+    server's service proxy, which Navarch does not serve: the line gives the ClusterIP
+    and the first port instead (name/protocol), which pods reach directly."""
+    lines = []
+    for svc in sorted(services, key=lambda s: s.metadata.name):
+        name = svc.metadata.labels.get("kubernetes.io/name") or svc.metadata.name
+        spec = svc.spec
+        where = spec.cluster_ip or "<none>"
+        if spec.ports:
+            port = spec.ports[0]
+            label = f"{port.name}/{port.protocol or 'TCP'}" if port.name else (
+                port.protocol or "TCP")
+            where = f"{where}:{port.port} ({label})"
+        lines.append(f"{name} is running at {where} (Service kube-system/{svc.metadata.name})")
+    return lines
+
+
+async def run_cluster_info(ctx: Context, args: argparse.Namespace) -> None:
+    """``navctl cluster-info``: where the control plane and the cluster services (the
+    kube-system Services labelled kubernetes.io/cluster-service=true) are."""
+    del args
+    services = await ctx.client().services("kube-system").list(
+        label_selector=f"{CLUSTER_SERVICE}=true")
+    ctx.print(f"Navarch control plane is running at {ctx.address}",
+              *cluster_service_lines(list(services.items)), "",
+              "To further debug and diagnose cluster problems, use 'navctl get events -A', "
+              "'navctl describe nodes' and 'navctl get pods -n kube-system'.")
 
 
 def _client_version() -> dict[str, Any]:

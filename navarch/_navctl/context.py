@@ -46,13 +46,15 @@ def _now() -> datetime:
 class Context:
     """Per-invocation state. ``namespace_explicit`` is whether ``-n`` was given (manifests
     in another namespace are then refused, as kubectl refuses them); ``watch_timeout`` is
-    an explicit ``--request-timeout``, which also ends watches."""
+    an explicit ``--request-timeout``, which also ends watches; ``token`` is ``--token``
+    (None: the client finds one as it finds the server)."""
 
     server: str | None = None
     namespace: str = "default"
     namespace_explicit: bool = False
     timeout: float = DEFAULT_TIMEOUT
     watch_timeout: float | None = None
+    token: str | None = None
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     clock: Callable[[], datetime] = _now
@@ -63,7 +65,7 @@ class Context:
     def client(self) -> Client:
         """The API client, connected on first use."""
         if self._client is None:
-            self._client = Client(self.server, timeout=self.timeout)
+            self._client = Client(self.server, timeout=self.timeout, token=self.token or "")
         return self._client
 
     @property

@@ -443,3 +443,110 @@ def describe_poddisruptionbudget(w: Writer, pdb: Obj, related: Related) -> None:
     w.kv(2, "Desired", status.get("desiredHealthy", 0))
     w.kv(2, "Total", status.get("expectedPods", 0))
     events(w, related.events)
+
+
+# --- rbac --------------------------------------------------------------------------------
+
+def _go_list(values: list[str]) -> str:
+    """A string list as Go's ``%v`` prints it: ``[get list]``."""
+    return "[" + " ".join(values) + "]"
+
+
+def _strings(rule: Obj, key: str) -> list[str]:
+    return [str(v) for v in rule.get(key) or []]
+
+
+def breakdown_rule(rule: Obj) -> list[Obj]:
+    """One rule per group, resource, verb and resource name (and per non-resource URL
+    and verb), as kubectl's rbac.BreakdownRule. A rule without apiGroups breaks into no
+    resource rules at all."""
+    verbs, names = _strings(rule, "verbs"), _strings(rule, "resourceNames")
+    broken: list[Obj] = []
+    for group in _strings(rule, "apiGroups"):
+        for res in _strings(rule, "resources"):
+            for verb in verbs:
+                part: Obj = {"apiGroups": [group], "resources": [res], "verbs": [verb]}
+                broken += ([{**part, "resourceNames": [name]} for name in names] if names
+                           else [part])
+    broken += [{"nonResourceURLs": [url], "verbs": [verb]}
+               for url in _strings(rule, "nonResourceURLs") for verb in verbs]
+    return broken
+
+
+def _rule_string(rule: Obj) -> str:
+    """Go's generated PolicyRule.String(), which kubectl sorts the rules by."""
+    return ("&PolicyRule{" + "".join(
+        f"{title}:{_go_list(_strings(rule, key))},"
+        for title, key in (("Verbs", "verbs"), ("APIGroups", "apiGroups"),
+                           ("Resources", "resources"), ("ResourceNames", "resourceNames"),
+                           ("NonResourceURLs", "nonResourceURLs"))) + "}")
+
+
+def compact_rules(rules: list[Obj]) -> list[Obj]:
+    """Broken-down rules with the verbs of one group, resource and resource name merged
+    (in the order met), sorted as kubectl's describe sorts them (rbac.CompactRules,
+    then SortableRuleSlice: by the Go text of the rule, so by verbs first)."""
+    merged: dict[tuple[str, str, str | None], Obj] = {}
+    others: list[Obj] = []
+    for rule in rules:
+        if rule.get("nonResourceURLs"):
+            others.append(rule)
+            continue
+        names = _strings(rule, "resourceNames")
+        key = (rule["apiGroups"][0], rule["resources"][0], names[0] if names else None)
+        if key in merged:
+            verbs = merged[key]["verbs"]
+            verbs += [v for v in rule["verbs"] if v not in verbs]
+        else:
+            merged[key] = {**rule, "verbs": list(rule["verbs"])}
+    return sorted([*others, *merged.values()], key=_rule_string)
+
+
+def combine_resource_group(resources: list[str], groups: list[str]) -> str:
+    """The Resources cell: ``deployments.apps``, ``pods``, ``deployments.apps/scale``
+    (kubectl's CombineResourceGroup, of the first resource and group)."""
+    if not resources:
+        return ""
+    name, sep, sub = resources[0].partition("/")
+    if groups and groups[0]:
+        name += f".{groups[0]}"
+    return f"{name}/{sub}" if sep else name
+
+
+@register("Role")
+@register("ClusterRole")
+def describe_role(w: Writer, role: Obj, related: Related) -> None:
+    """Describe a Role or ClusterRole: the PolicyRule table, a line per resource (and
+    resource name) with its verbs, a line per non-resource URL and verb. As kubectl,
+    no namespace and no events."""
+    w.kv(0, "Name", dig(role, "metadata.name", ""))
+    labels_and_annotations(w, role)
+    w.line(0, "PolicyRule:")
+    w.line(1, "Resources\tNon-Resource URLs\tResource Names\tVerbs")
+    w.line(1, "---------\t-----------------\t--------------\t-----")
+    broken = [part for rule in items(role, "rules") for part in breakdown_rule(rule)]
+    for rule in compact_rules(broken):
+        resources = combine_resource_group(_strings(rule, "resources"),
+                                           _strings(rule, "apiGroups"))
+        w.line(1, f"{resources}\t{_go_list(_strings(rule, 'nonResourceURLs'))}"
+                  f"\t{_go_list(_strings(rule, 'resourceNames'))}"
+                  f"\t{_go_list(_strings(rule, 'verbs'))}")
+
+
+@register("RoleBinding")
+@register("ClusterRoleBinding")
+def describe_binding(w: Writer, binding: Obj, related: Related) -> None:
+    """Describe a RoleBinding or ClusterRoleBinding: the role it grants, its subjects.
+    As kubectl, no namespace and no events."""
+    w.kv(0, "Name", dig(binding, "metadata.name", ""))
+    labels_and_annotations(w, binding)
+    ref = dig(binding, "roleRef", {})
+    w.line(0, "Role:")
+    w.kv(1, "Kind", ref.get("kind", ""))
+    w.kv(1, "Name", ref.get("name", ""))
+    w.line(0, "Subjects:")
+    w.line(1, "Kind\tName\tNamespace")
+    w.line(1, "----\t----\t---------")
+    for subject in items(binding, "subjects"):
+        w.line(1, f"{subject.get('kind', '')}\t{subject.get('name', '')}\t"
+                  f"{subject.get('namespace', '')}")

@@ -1,6 +1,7 @@
 """Objects made from flags, as kubectl's generators make them: ``run``, ``create
 deployment``, ``create configmap``, ``create secret generic``, ``create
-poddisruptionbudget``.
+poddisruptionbudget``, and (built in roles.py) ``create role``, ``clusterrole``,
+``rolebinding`` and ``clusterrolebinding``.
 
 The builders are pure: flags in, an object in Kubernetes JSON form out (the same shape
 kubectl would send). The commands create it (or print it with ``-o yaml|json|name`` and
@@ -22,7 +23,8 @@ kubectl would send). The commands create it (or print it with ``-o yaml|json|nam
   --max-unavailable=N|N%)`` (alias ``pdb``): the selector is required (``=`` and ``==``
   go to matchLabels, ``in``, ``notin``, ``KEY``, ``!KEY`` to matchExpressions), and
   exactly one of the two amounts, a number or a percentage; kubectl's wording when not.
-  A refusal from the server reads ``failed to create poddisruptionbudgets: ...``.
+  A refusal from the server reads ``failed to create poddisruptionbudgets: ...``
+  (``failed to create rolebinding: ...`` and ``clusterrolebinding`` likewise).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from navarch._navctl.context import Context
 from navarch._navctl.errors import NavctlError, error_message
 from navarch._navctl.expose import print_made
 from navarch._navctl.printers import object_ref
+from navarch._navctl.roles import Generated, binding_from, clusterrole_from, comma_list, role_from
 
 __all__ = [
     "configmap_from", "deployment_from", "label_selector_from", "pdb_from", "pod_from",
@@ -261,46 +264,76 @@ def pdb_from(name: str, selector: str, *, min_available: str, max_unavailable: s
 
 # --- the commands ---------------------------------------------------------------------
 
-def _build(args: argparse.Namespace) -> tuple[Kind, Obj]:
+def _build(args: argparse.Namespace) -> tuple[Kind, Generated]:
     what = args.generate
     if what == "pod":
-        return resource("pods"), pod_from(
+        return resource("pods"), Generated(pod_from(
             args.name, args.image, args=args.after_dashes, command=args.command_flag,
             env=args.env, port=args.port, labels=args.labels, restart=args.restart,
-            pull_policy=args.image_pull_policy)
+            pull_policy=args.image_pull_policy))
     if what == "deployment":
-        return resource("deployments"), deployment_from(
+        return resource("deployments"), Generated(deployment_from(
             args.name, args.image, replicas=args.replicas, port=args.port,
-            command=args.after_dashes)
+            command=args.after_dashes))
     if what == "configmap":
-        return resource("configmaps"), configmap_from(
-            args.name, args.from_literal, args.from_file, args.from_env_file)
+        return resource("configmaps"), Generated(configmap_from(
+            args.name, args.from_literal, args.from_file, args.from_env_file))
     if what == "poddisruptionbudget":
-        return resource("poddisruptionbudgets"), pdb_from(
+        return resource("poddisruptionbudgets"), Generated(pdb_from(
             args.name, args.selector, min_available=args.min_available,
-            max_unavailable=args.max_unavailable)
-    return resource("secrets"), secret_from(
-        args.name, args.from_literal, args.from_file, args.from_env_file, args.type)
+            max_unavailable=args.max_unavailable))
+    if what in ("role", "clusterrole"):
+        return _build_role(args)
+    if what in ("rolebinding", "clusterrolebinding"):
+        kind = resource(what)
+        return kind, Generated(binding_from(
+            kind.kind, args.name, role=getattr(args, "role", ""),
+            clusterrole=args.clusterrole, users=args.user, groups=args.group,
+            service_accounts=args.serviceaccount))
+    return resource("secrets"), Generated(secret_from(
+        args.name, args.from_literal, args.from_file, args.from_env_file, args.type))
+
+
+def _build_role(args: argparse.Namespace) -> tuple[Kind, Generated]:
+    verbs, resources = comma_list(args.verb), comma_list(args.resource)
+    if args.generate == "role":
+        return resource("roles"), role_from(args.name, verbs=verbs, resources=resources,
+                                            resource_names=args.resource_name)
+    return resource("clusterroles"), clusterrole_from(
+        args.name, verbs=verbs, resources=resources, resource_names=args.resource_name,
+        non_resource_urls=comma_list(args.non_resource_url),
+        aggregation_rule=args.aggregation_rule)
+
+
+# The generators whose refusals kubectl wraps: ``error: failed to create <what>: ...``.
+_WRAPPED_REFUSALS = {"poddisruptionbudgets": "poddisruptionbudgets",
+                     "rolebindings": "rolebinding",
+                     "clusterrolebindings": "clusterrolebinding"}
 
 
 def _refusal(kind: Kind, exc: ApiError, server: str) -> str:
     """How a create the server refused reads. kubectl's ``create poddisruptionbudget``
-    wraps the server's words: ``error: failed to create poddisruptionbudgets: ...``."""
-    if kind.resource != "poddisruptionbudgets" or exc.code in _NOT_ANSWERED:
+    wraps the server's words: ``error: failed to create poddisruptionbudgets: ...``, and
+    ``create rolebinding|clusterrolebinding`` as ``failed to create rolebinding: ...``."""
+    what = _WRAPPED_REFUSALS.get(kind.resource)
+    if what is None or exc.code in _NOT_ANSWERED:
         return error_message(exc, server)
     text = exc.message
     problems = [f"{v.field}: {v.description}" if v.field else v.description
                 for v in exc.violations]
     if problems and text.endswith("is invalid"):
         text += ": " + (problems[0] if len(problems) == 1 else f"[{', '.join(problems)}]")
-    return f"error: failed to create {kind.resource}: {text}"
+    return f"error: failed to create {what}: {text}"
 
 
 async def run_generated(ctx: Context, args: argparse.Namespace) -> None:
     """``navctl run`` and ``navctl create deployment|configmap|secret generic|
-    poddisruptionbudget``."""
-    kind, doc = _build(args)
-    doc["metadata"]["namespace"] = ctx.namespace
+    poddisruptionbudget|role|clusterrole|rolebinding|clusterrolebinding``."""
+    kind, made_from_flags = _build(args)
+    ctx.warn(*made_from_flags.warnings)
+    doc = made_from_flags.object
+    if kind.namespaced:
+        doc["metadata"]["namespace"] = ctx.namespace
     try:
         body = _codec.from_dict(doc, kind.message)
     except _codec.FieldError as exc:

@@ -15,12 +15,12 @@ from google.protobuf.message import Message
 
 from navarch import _codec
 from navarch._errors import NotFound
-from navarch._kinds import Kind, resource
+from navarch._kinds import KINDS, Kind, resource
 from navarch._navctl.context import Context
 from navarch._navctl.errors import NavctlError, error_message
 from navarch._navctl.values import Obj
 
-__all__ = ["Found", "Selection", "fetch", "object_dict", "parse_targets"]
+__all__ = ["Found", "Selection", "fetch", "object_dict", "parse_targets", "resource_in_group"]
 
 # kubectl's "all" category.
 _ALL = ("pods", "services", "daemonsets", "deployments", "replicasets", "statefulsets",
@@ -59,6 +59,22 @@ def _kinds(text: str) -> list[Kind]:
             if kind not in kinds:
                 kinds.append(kind)
     return kinds
+
+
+def resource_in_group(name: str, group: str = "", version: str = "") -> Kind | None:
+    """The kind ``name`` names (its plural, singular or short name, in any case) in
+    ``group`` ("": any group) and ``version`` ("": the stored one), as kubectl's REST
+    mapper resolves ``--resource=rs.apps`` or ``can-i get deploy``; None when the server
+    serves no such resource."""
+    key = name.lower()
+    for kind in KINDS:
+        if (version and kind.version != version) or (not version and not kind.storage):
+            continue
+        if group and kind.group != group:
+            continue
+        if key in (kind.resource, kind.singular, *kind.short_names):
+            return kind
+    return None
 
 
 def parse_targets(args: Sequence[str]) -> Selection:

@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -492,6 +493,30 @@ async def test_api_resources_and_version(apiserver: ApiServerProcess) -> None:
     lines = version.out.splitlines()
     assert lines[0] == f"Client Version: {navarch.__version__}"
     assert lines[1].startswith("Server Version: ") and len(lines[1]) > len("Server Version: ")
+
+
+async def test_cluster_info_lists_the_cluster_services(apiserver: ApiServerProcess,
+                                                       client: navarch.Client) -> None:
+    name = f"dns-{uuid.uuid4().hex[:8]}"
+    svc = navarch.from_dict({
+        "metadata": {"name": name, "namespace": "kube-system",
+                     "labels": {"kubernetes.io/cluster-service": "true",
+                                "kubernetes.io/name": "TestDNS"}},
+        "spec": {"ports": [{"name": "dns", "protocol": "UDP", "port": 53}]}},
+        navarch.v1.core_pb2.Service)
+    created = await client.services("kube-system").create(svc)
+    try:
+        info = await navctl(apiserver, "cluster-info")
+    finally:
+        await client.services("kube-system").delete(name)
+    assert info.code == 0, info.err
+    lines = info.out.splitlines()
+    assert lines[0] == f"Navarch control plane is running at {apiserver.address}"
+    assert (f"TestDNS is running at {created.spec.cluster_ip}:53 (dns/UDP) "
+            f"(Service kube-system/{name})") in lines[1:-2]
+    assert lines[-2:] == ["", "To further debug and diagnose cluster problems, use "
+                          "'navctl get events -A', 'navctl describe nodes' and "
+                          "'navctl get pods -n kube-system'."]
 
 
 async def test_unreachable_server_and_no_server() -> None:

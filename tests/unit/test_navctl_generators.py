@@ -1,5 +1,6 @@
-"""Objects navctl makes from flags (navarch/_navctl/generators.py), pure, and how the
-command line reaches them (``--`` and the create subcommands, ``create pdb`` included)."""
+"""Objects navctl makes from flags (navarch/_navctl/generators.py and roles.py), pure,
+and how the command line reaches them (``--`` and the create subcommands, ``create pdb``
+and the RBAC ones included)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,13 @@ from navarch._navctl.generators import (
     pdb_from,
     pod_from,
     secret_from,
+)
+from navarch._navctl.roles import (
+    aggregation_labels,
+    binding_from,
+    clusterrole_from,
+    comma_list,
+    role_from,
 )
 
 
@@ -171,3 +179,205 @@ def test_create_pdb_command_line() -> None:
         assert (args.generate, args.name, args.selector, args.min_available,
                 args.max_unavailable, args.dry_run, args.output, args.namespace) == (
             "poddisruptionbudget", "p", "app=web", "50%", "", "client", "yaml", "demo")
+
+
+# --- create role / clusterrole (kubectl's create_role.go, create_clusterrole.go) -----------
+
+RBAC = "rbac.authorization.k8s.io"
+
+
+def role_rules(verbs: list[str], resources: list[str], names: list[str] | None = None
+               ) -> list[dict[str, Any]]:
+    made = role_from("r", verbs=verbs, resources=resources, resource_names=names or [])
+    assert made.object["apiVersion"] == f"{RBAC}/v1" and made.object["kind"] == "Role"
+    assert made.warnings == ()
+    return list(made.object["rules"])
+
+
+@pytest.mark.parametrize(("verbs", "resources", "names", "rules"), [
+    # kubectl's examples
+    (["get", "list", "watch"], ["pods"], [],
+     [{"verbs": ["get", "list", "watch"], "apiGroups": [""], "resources": ["pods"]}]),
+    (["get"], ["pods"], ["readablepod", "anotherpod"],
+     [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods"],
+       "resourceNames": ["readablepod", "anotherpod"]}]),
+    (["get", "list", "watch"], ["rs.apps"], [],
+     [{"verbs": ["get", "list", "watch"], "apiGroups": ["apps"],
+       "resources": ["replicasets"]}]),
+    (["get", "list", "watch"], ["pods", "pods/status"], [],
+     [{"verbs": ["get", "list", "watch"], "apiGroups": [""],
+       "resources": ["pods", "pods/status"]}]),
+    # short names and singulars are resolved; a rule per group, groups sorted
+    (["get"], ["deploy", "po", "cronjob", "Pods/log"], [],
+     [{"verbs": ["get"], "apiGroups": [""], "resources": ["pods", "pods/log"]},
+      {"verbs": ["get"], "apiGroups": ["apps"], "resources": ["deployments"]},
+      {"verbs": ["get"], "apiGroups": ["batch"], "resources": ["cronjobs"]}]),
+    # duplicates go; "*" verb replaces the others; a bare "*" resource replaces the others
+    (["get", "get", "list"], ["pods", "pod"], ["a", "a"],
+     [{"verbs": ["get", "list"], "apiGroups": [""], "resources": ["pods"],
+       "resourceNames": ["a"]}]),
+    (["get", "*", "list"], ["pods"], [],
+     [{"verbs": ["*"], "apiGroups": [""], "resources": ["pods"]}]),
+    (["get"], ["pods", "*", "deployments"], [],
+     [{"verbs": ["get"], "apiGroups": [""], "resources": ["*"]}]),
+    (["get"], ["*.apps"], [], [{"verbs": ["get"], "apiGroups": ["apps"], "resources": ["*"]}]),
+    # special verbs on their own resources, served or not
+    (["bind", "escalate"], ["roles.rbac.authorization.k8s.io"], [],
+     [{"verbs": ["bind", "escalate"], "apiGroups": [RBAC], "resources": ["roles"]}]),
+    (["impersonate"], ["users", "groups", "serviceaccounts"], [],
+     [{"verbs": ["impersonate"], "apiGroups": [""],
+       "resources": ["users", "groups", "serviceaccounts"]}]),
+    (["use"], ["podsecuritypolicies.policy"], [],
+     [{"verbs": ["use"], "apiGroups": ["policy"], "resources": ["podsecuritypolicies"]}]),
+])
+def test_create_role_rules_as_kubectl(verbs: list[str], resources: list[str],
+                                      names: list[str], rules: list[dict[str, Any]]) -> None:
+    assert role_rules(verbs, resources, names) == rules
+
+
+@pytest.mark.parametrize(("verbs", "resources", "why"), [
+    ([], ["pods"], "at least one verb must be specified"),
+    (["get"], [], "at least one resource must be specified"),
+    (["get"], ["foo"], 'the server doesn\'t have a resource type "foo"'),
+    (["get"], ["foo.apps"], 'the server doesn\'t have a resource type "foo" in group "apps"'),
+    (["get"], ["pods.apps"], 'the server doesn\'t have a resource type "pods" in group "apps"'),
+    (["get"], [".apps"], "resource must be specified if apiGroup/subresource specified"),
+    (["get"], ["/log"], "resource must be specified if apiGroup/subresource specified"),
+    (["bind"], ["pods"], "can not perform 'bind' on 'pods' in group ''"),
+    (["get", "impersonate"], ["deploy"],
+     "can not perform 'impersonate' on 'deployments' in group 'apps'"),
+    (["use"], ["podsecuritypolicies"],
+     "can not perform 'use' on 'podsecuritypolicies' in group ''"),
+])
+def test_create_role_refuses_as_kubectl(verbs: list[str], resources: list[str],
+                                        why: str) -> None:
+    with pytest.raises(NavctlError, match=f"^{re.escape(why)}$"):
+        role_from("r", verbs=verbs, resources=resources, resource_names=[])
+
+
+def test_create_role_warns_of_verbs_kubectl_does_not_know() -> None:
+    made = role_from("r", verbs=["get", "frob"], resources=["pods"], resource_names=[])
+    assert made.warnings == ("Warning: 'frob' is not a standard resource verb",)
+    assert made.object["rules"][0]["verbs"] == ["get", "frob"]
+    # checks stop at a "*" resource (kubectl's validateResource returns there)
+    starred = role_from("r", verbs=["bind"], resources=["roles", "*.apps", "pods"],
+                        resource_names=[])
+    assert [r["apiGroups"] for r in starred.object["rules"]] == [[""], ["apps"], [RBAC]]
+
+
+def test_create_clusterrole_as_kubectls_examples() -> None:
+    made = clusterrole_from("foo", verbs=["get"], resources=[], resource_names=[],
+                            non_resource_urls=["/logs/*", "/logs/*", "/healthz"],
+                            aggregation_rule=[])
+    assert made.object == {
+        "apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": {"name": "foo"},
+        "rules": [{"verbs": ["get"], "nonResourceURLs": ["/logs/*", "/healthz"]}]}
+    both = clusterrole_from("foo", verbs=["get", "delete"], resources=["pods"],
+                            resource_names=[], non_resource_urls=["*"], aggregation_rule=[])
+    assert both.object["rules"] == [
+        {"verbs": ["get", "delete"], "apiGroups": [""], "resources": ["pods"]},
+        {"verbs": ["get", "delete"], "nonResourceURLs": ["*"]}]
+    posting = clusterrole_from("poster", verbs=["post"], resources=["pods"],
+                               resource_names=[], non_resource_urls=["/api/*"],
+                               aggregation_rule=[])
+    assert posting.warnings == ("Warning: 'post' is not a standard resource verb",)
+    monitoring = clusterrole_from(
+        "monitoring", verbs=[], resources=[], resource_names=[], non_resource_urls=[],
+        aggregation_rule=["rbac.example.com/aggregate-to-monitoring=true"])
+    assert monitoring.object == {
+        "apiVersion": f"{RBAC}/v1", "kind": "ClusterRole", "metadata": {"name": "monitoring"},
+        "aggregationRule": {"clusterRoleSelectors": [
+            {"matchLabels": {"rbac.example.com/aggregate-to-monitoring": "true"}}]}}
+
+
+@pytest.mark.parametrize(("verbs", "resources", "urls", "aggregation", "why"), [
+    (["get"], [], [], ["a=b"], "aggregation rule must be specified without nonResourceURLs, "
+                               "verbs, resources or resourceNames"),
+    ([], [], [], [], "at least one verb must be specified"),
+    (["get"], [], [], [], "one of resource or nonResourceURL must be specified"),
+    (["list"], [], ["/healthz"], [], "invalid verb: 'list' for nonResourceURL"),
+    (["get"], [], ["healthz"], [], "nonResourceURL should start with /"),
+    (["get"], [], [""], [], "nonResourceURL should start with /"),
+    (["get"], [], ["/logs/*/x"], [],
+     "nonResourceURL only supports wildcard matches when '*' is at the end"),
+    (["get"], ["foo"], ["/healthz"], [], 'the server doesn\'t have a resource type "foo"'),
+    ([], [], [], ["a"], 'invalid argument "a" for "--aggregation-rule" flag: malformed pair, '
+                        "expect string=string"),
+])
+def test_create_clusterrole_refuses_as_kubectl(verbs: list[str], resources: list[str],
+                                               urls: list[str], aggregation: list[str],
+                                               why: str) -> None:
+    with pytest.raises(NavctlError, match=f"^{re.escape(why)}$"):
+        clusterrole_from("c", verbs=verbs, resources=resources, resource_names=[],
+                         non_resource_urls=urls, aggregation_rule=aggregation)
+
+
+def test_flag_lists_split_as_pflag() -> None:
+    assert comma_list(["get,list", "watch", ""]) == ["get", "list", "watch"]
+    assert aggregation_labels(["a=1, b = 2", "c=3,"]) == {"a": "1", "b": "2", "c": "3"}
+
+
+# --- create rolebinding / clusterrolebinding -------------------------------------------------
+
+def test_create_rolebinding_as_kubectls_examples() -> None:
+    admin = binding_from("RoleBinding", "admin", role="", clusterrole="admin",
+                         users=["user1", "user2"], groups=["group1"], service_accounts=[])
+    assert admin == {
+        "apiVersion": f"{RBAC}/v1", "kind": "RoleBinding", "metadata": {"name": "admin"},
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "admin"},
+        "subjects": [{"kind": "User", "apiGroup": RBAC, "name": "user1"},
+                     {"kind": "User", "apiGroup": RBAC, "name": "user2"},
+                     {"kind": "Group", "apiGroup": RBAC, "name": "group1"}]}
+    by_role = binding_from("RoleBinding", "admin-binding", role="admin", clusterrole="",
+                           users=[], groups=[], service_accounts=["monitoring:sa-dev"])
+    assert (by_role["roleRef"], by_role["subjects"]) == (
+        {"apiGroup": RBAC, "kind": "Role", "name": "admin"},
+        [{"kind": "ServiceAccount", "namespace": "monitoring", "name": "sa-dev"}])
+    cluster = binding_from("ClusterRoleBinding", "root", role="", clusterrole="cluster-admin",
+                           users=["root"], groups=[], service_accounts=[])
+    assert (cluster["kind"], cluster["roleRef"]["kind"]) == ("ClusterRoleBinding",
+                                                             "ClusterRole")
+    bare = binding_from("RoleBinding", "nobody", role="r", clusterrole="", users=[],
+                        groups=[], service_accounts=[])
+    assert "subjects" not in bare
+
+
+@pytest.mark.parametrize(("kind", "role", "clusterrole", "accounts", "why"), [
+    ("RoleBinding", "", "", [], "exactly one of clusterrole or role must be specified"),
+    ("RoleBinding", "a", "b", [], "exactly one of clusterrole or role must be specified"),
+    ("ClusterRoleBinding", "", "", [], 'required flag(s) "clusterrole" not set'),
+    ("RoleBinding", "a", "", ["dev"], "serviceaccount must be <namespace>:<name>"),
+    ("RoleBinding", "a", "", ["dev:"], "serviceaccount must be <namespace>:<name>"),
+    ("ClusterRoleBinding", "", "c", ["a:b:c"], "serviceaccount must be <namespace>:<name>"),
+])
+def test_create_bindings_refuse_as_kubectl(kind: str, role: str, clusterrole: str,
+                                           accounts: list[str], why: str) -> None:
+    with pytest.raises(NavctlError, match=f"^{re.escape(why)}$"):
+        binding_from(kind, "b", role=role, clusterrole=clusterrole, users=[], groups=[],
+                     service_accounts=accounts)
+
+
+def test_create_rbac_command_lines() -> None:
+    args = parse_args(["create", "role", "pod-reader", "--verb=get,list", "--verb", "watch",
+                       "--resource=pods", "--resource-name=a", "--resource-name=b,c",
+                       "-n", "demo", "--dry-run=client", "-o", "yaml"])
+    assert (args.generate, args.name, args.verb, args.resource, args.resource_name,
+            args.namespace, args.dry_run, args.output) == (
+        "role", "pod-reader", ["get,list", "watch"], ["pods"], ["a", "b,c"], "demo",
+        "client", "yaml")
+    args = parse_args(["create", "clusterrole", "foo", "--verb=get",
+                       "--non-resource-url=/logs/*", "--aggregation-rule=a=b"])
+    assert (args.generate, args.non_resource_url, args.aggregation_rule) == (
+        "clusterrole", ["/logs/*"], ["a=b"])
+    args = parse_args(["create", "rolebinding", "admin", "--clusterrole=admin",
+                       "--user=user1", "--user=user2", "--group=group1",
+                       "--serviceaccount=monitoring:sa-dev"])
+    assert (args.generate, args.clusterrole, args.role, args.user, args.group,
+            args.serviceaccount) == ("rolebinding", "admin", "", ["user1", "user2"],
+                                     ["group1"], ["monitoring:sa-dev"])
+    args = parse_args(["--token", "s3cret", "create", "clusterrolebinding", "root",
+                       "--clusterrole=cluster-admin", "--user=root"])
+    assert (args.generate, args.clusterrole, args.user, args.token) == (
+        "clusterrolebinding", "cluster-admin", ["root"], "s3cret")
+    with pytest.raises(SystemExit):  # --role is rolebinding's only
+        parse_args(["create", "clusterrolebinding", "root", "--role=x"])

@@ -639,6 +639,118 @@ def test_describe_unknown_kind_is_generic() -> None:
     assert lines[-1] == "Events:                    <none>"
 
 
+# --- rbac ------------------------------------------------------------------------------------
+
+RBAC = "rbac.authorization.k8s.io"
+
+
+def test_roles_print_name_and_created_at() -> None:
+    role = {"metadata": meta("pod-reader", 2 * DAY), "rules": []}
+    cluster = {"metadata": {"name": "view", "creationTimestamp": "2024-02-29T08:00:00.5+01:00"}}
+    assert render_table(resource("roles"), [role], NOW) == [
+        "NAME         CREATED AT", "pod-reader   2024-02-28T12:00:00Z"]
+    assert render_table(resource("clusterroles"), [cluster], NOW) == [
+        "NAME   CREATED AT", "view   2024-02-29T07:00:00Z"]
+
+
+def test_bindings_print_the_role_and_wide_the_subjects() -> None:
+    binding = {"metadata": meta("admin", HOUR),
+               "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "admin"},
+               "subjects": [{"kind": "User", "apiGroup": RBAC, "name": "user1"},
+                            {"kind": "ServiceAccount", "namespace": "monitoring",
+                             "name": "sa-dev"},
+                            {"kind": "User", "apiGroup": RBAC, "name": "user2"},
+                            {"kind": "Group", "apiGroup": RBAC, "name": "group1"}]}
+    bare = {"metadata": meta("readers", 90),
+            "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "pod-reader"}}
+    assert render_table(resource("rolebindings"), [binding, bare], NOW) == [
+        "NAME      ROLE                AGE", "admin     ClusterRole/admin   60m",
+        "readers   Role/pod-reader     90s"]
+    assert render_table(resource("clusterrolebindings"), [binding, bare], NOW,
+                        TableOptions(wide=True)) == [
+        "NAME      ROLE                AGE   USERS          GROUPS   SERVICEACCOUNTS",
+        "admin     ClusterRole/admin   60m   user1, user2   group1   monitoring/sa-dev",
+        "readers   Role/pod-reader     90s                           ",
+    ]
+
+
+def test_describe_role_as_kubectl() -> None:
+    role = {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": meta("pod-reader"),
+            "rules": [{"apiGroups": [""], "resources": ["pods"],
+                       "verbs": ["get", "watch", "list"]}]}
+    assert describe(role, Related(), NOW, UTC) == [
+        "Name:         pod-reader",
+        "Labels:       <none>",
+        "Annotations:  <none>",
+        "PolicyRule:",
+        "  Resources  Non-Resource URLs  Resource Names  Verbs",
+        "  ---------  -----------------  --------------  -----",
+        "  pods       []                 []              [get watch list]",
+    ]
+
+
+def test_describe_clusterrole_breaks_rules_down_and_sorts_as_kubectl() -> None:
+    """One line per resource and resource name, the verbs of equal ones merged, one line
+    per URL and verb; sorted by the Go text of the rule (verbs first: "[get list]" comes
+    before "[get]"). A rule without apiGroups shows nothing."""
+    role = {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRole",
+            "metadata": {"name": "mixed", "labels": {"team": "a"}},
+            "rules": [
+                {"apiGroups": ["apps"], "resources": ["deployments", "deployments/scale"],
+                 "verbs": ["get"], "resourceNames": ["web", "api"]},
+                {"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]},
+                {"apiGroups": ["", "batch"], "resources": ["pods"], "verbs": ["list"]},
+                {"nonResourceURLs": ["/healthz", "/logs/*"], "verbs": ["get", "post"]},
+                {"resources": ["secrets"], "verbs": ["get"]},
+            ]}
+    assert describe(role, Related(), NOW, UTC) == [
+        "Name:         mixed",
+        "Labels:       team=a",
+        "Annotations:  <none>",
+        "PolicyRule:",
+        "  Resources               Non-Resource URLs  Resource Names  Verbs",
+        "  ---------               -----------------  --------------  -----",
+        "  pods                    []                 []              [get list]",
+        "                          [/healthz]         []              [get]",
+        "                          [/logs/*]          []              [get]",
+        "  deployments.apps/scale  []                 [api]           [get]",
+        "  deployments.apps/scale  []                 [web]           [get]",
+        "  deployments.apps        []                 [api]           [get]",
+        "  deployments.apps        []                 [web]           [get]",
+        "  pods.batch              []                 []              [list]",
+        "                          [/healthz]         []              [post]",
+        "                          [/logs/*]          []              [post]",
+    ]
+
+
+def test_describe_bindings_as_kubectl() -> None:
+    binding = {"apiVersion": f"{RBAC}/v1", "kind": "RoleBinding",
+               "metadata": meta("admin-binding", annotations={"note": "x"}),
+               "roleRef": {"apiGroup": RBAC, "kind": "Role", "name": "admin"},
+               "subjects": [{"kind": "User", "apiGroup": RBAC, "name": "jane"},
+                            {"kind": "ServiceAccount", "namespace": "monitoring",
+                             "name": "sa-dev"}]}
+    assert describe(binding, Related(), NOW, UTC) == [
+        "Name:         admin-binding",
+        "Labels:       <none>",
+        "Annotations:  note: x",
+        "Role:",
+        "  Kind:  Role",
+        "  Name:  admin",
+        "Subjects:",
+        "  Kind            Name    Namespace",
+        "  ----            ----    ---------",
+        "  User            jane    ",
+        "  ServiceAccount  sa-dev  monitoring",
+    ]
+    cluster = {"apiVersion": f"{RBAC}/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": "nobody"},
+               "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "view"}}
+    assert describe(cluster, Related(), NOW, UTC)[3:] == [
+        "Role:", "  Kind:  ClusterRole", "  Name:  view", "Subjects:",
+        "  Kind  Name  Namespace", "  ----  ----  ---------"]
+
+
 # --- label / annotate ------------------------------------------------------------------------
 
 def test_split_arguments() -> None:
