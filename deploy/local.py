@@ -39,7 +39,7 @@ from pathlib import Path
 import grpc
 from aetcd.rpc import rpc_pb2, rpc_pb2_grpc
 
-from deploy import localnodes, nodeenv
+from deploy import localauth, localnodes, nodeenv
 from deploy.nodeenv import NetworkPlan
 
 MEMBERS = (("s1", 12379, 12380), ("s2", 22379, 22380), ("s3", 32379, 32380))
@@ -231,7 +231,9 @@ def _daemon_command(run_dir: Path, cfg: LocalConfig, name: str, port: int,
     base = [sys.executable, "-m", "navarch", "--log-format", "json", name]
     if name == "apiserver":
         listen = cfg.api if not cfg.nodes else f"{cfg.api},{cfg.plan.host_ip}:{cfg.api_port}"
-        return [*base, "--store-endpoints", endpoints(run_dir, cfg), "--listen", listen]
+        return [*base, "--store-endpoints", endpoints(run_dir, cfg), "--listen", listen,
+                "--authorization-mode", "RBAC",
+                "--token-auth-file", str(localauth.token_file(run_dir))]
     return [*base, "--server", cfg.api, "--listen", f"{HOST}:{port}", *extra]
 
 
@@ -245,10 +247,13 @@ def _start_daemon(run_dir: Path, cfg: LocalConfig, name: str, port: int,
         print(f"{name} already running (pid {pid})")
     else:
         print(f"starting {name} ({address})")
+        env = None if name == "apiserver" else localauth.env_for(
+            run_dir, localauth.COMPONENTS[name][0])
         with open(root / f"{name}.log", "ab") as log:
             proc = subprocess.Popen(_daemon_command(run_dir, cfg, name, port, extra),
                                     stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env=env)
         (root / f"{name}.pid").write_text(str(proc.pid))
     deadline = time.monotonic() + START_TIMEOUT
     while not _serving(address):
@@ -262,11 +267,17 @@ def _start_daemon(run_dir: Path, cfg: LocalConfig, name: str, port: int,
 
 
 def _write_config(run_dir: Path, cfg: LocalConfig) -> Path:
-    body = json.dumps({"server": cfg.api}, indent=2) + "\n"
-    (run_dir / "config.json").write_text(body)
+    """navctl's config: the server and the admin's token (system:masters), readable by
+    root only, as kubeadm's admin.conf."""
+    body = json.dumps({"server": cfg.api,
+                       "token": localauth.token_of(run_dir, localauth.ADMIN)}, indent=2) + "\n"
     target = Path(os.environ.get("NAVARCH_CONFIG", Path.home() / ".navarch" / "config.json"))
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(body)
+    for path in (run_dir / "config.json", target):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(body)
+        path.chmod(0o600)
     return target
 
 
@@ -338,6 +349,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     cfg = config_from_args(args, run_dir)
     cfg.save(run_dir)
+    localauth.ensure_tokens(run_dir, [f"node-{i}" for i in range(1, cfg.nodes + 1)])
+    # this process's own calls (the DNS Service, the examples) act as the admin
+    os.environ["NAVARCH_TOKEN"] = localauth.token_of(run_dir, localauth.ADMIN)
     if cfg.nodes:
         refs = localnodes.start_infra(run_dir, cfg.plan)
         print("images:\n  " + "\n  ".join(refs))

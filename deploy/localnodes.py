@@ -25,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from deploy import nodeenv
+from deploy import localauth, nodeenv
 from deploy.nodeenv import NetworkPlan, NodeEnv
 
 AGENT_PORT = 10250
@@ -82,14 +82,16 @@ def dns_command(node: NodeEnv, api: str) -> list[str]:
 
 
 def start_process(node: NodeEnv, kind: str, command: list[str], ready: object,
-                  timeout: float = 60.0) -> int:
-    """Start the node's ``navarch <kind>`` (unless running) and wait until ``ready()``."""
+                  timeout: float = 60.0, env: dict[str, str] | None = None) -> int:
+    """Start the node's ``navarch <kind>`` (unless running) and wait until ``ready()``;
+    ``env``: its environment (its token), else this process's."""
     pid = process_pid(node, kind)
     log_path = node.root / f"{kind}.log"
     if pid is None:
         with open(log_path, "ab") as log:
             proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+                                    stdin=subprocess.DEVNULL, start_new_session=True,
+                                    env=env)
         (node.root / f"{kind}.pid").write_text(str(proc.pid))
         pid = proc.pid
     deadline = time.monotonic() + timeout
@@ -113,11 +115,12 @@ def _alive(pid: int) -> bool:
     return not nodeenv._zombie(pid)
 
 
-def start_agent(node: NodeEnv, api: str, serving: object, timeout: float = 60.0) -> int:
+def start_agent(node: NodeEnv, api: str, serving: object, timeout: float = 60.0,
+                env: dict[str, str] | None = None) -> int:
     """Start the node's agent (unless running) and wait for its health check."""
     return start_process(node, "agent", agent_command(node, api),
                          lambda: serving(f"{node.ip}:{AGENT_PORT}"),  # type: ignore[operator]
-                         timeout)
+                         timeout, env)
 
 
 def stop_process(node: NodeEnv, kind: str) -> None:
@@ -165,15 +168,18 @@ def start_nodes(run_dir: Path, plan: NetworkPlan, count: int, api: str,
         print(f"starting {node.name}: namespace {node.netns}, {node.ip}, containerd, agent, "
               "proxy")
         nodeenv.setup_node(node)
-        start_agent(node, api, serving)
+        start_agent(node, api, serving,
+                    env=localauth.env_for(run_dir, localauth.node_user(node.name)[0]))
         start_process(node, "proxy", proxy_command(node, api),
-                      lambda n=node: serving(f"{n.ip}:{PROXY_PORT}"))  # type: ignore[operator]
+                      lambda n=node: serving(f"{n.ip}:{PROXY_PORT}"),  # type: ignore[operator]
+                      env=localauth.env_for(run_dir, localauth.COMPONENTS["proxy"][0]))
     if nodes:
         first = nodes[0]
         print(f"starting the cluster DNS on {first.name} ({first.ip}:53), Service "
               f"kube-system/kube-dns {DNS_SERVICE_IP}")
         start_process(first, "dns", dns_command(first, api),
-                      lambda: dns_answers(first.ip))
+                      lambda: dns_answers(first.ip),
+                      env=localauth.env_for(run_dir, localauth.COMPONENTS["dns"][0]))
         ensure_dns_service(api, first)
     return nodes
 

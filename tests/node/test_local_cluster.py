@@ -76,7 +76,17 @@ def test_up_runs_a_deployment_on_real_nodes_and_down_leaves_nothing(tmp_path: Pa
         up = navarch("up", "--run-dir", str(run_dir), "--nodes", "2", "--store", "etcd",
                      *FLAGS)
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
-        assert json.loads(config.read_text()) == {"server": "127.0.0.1:16443"}
+        written = json.loads(config.read_text())
+        assert written["server"] == "127.0.0.1:16443" and written["token"]
+        assert config.stat().st_mode & 0o777 == 0o600  # the admin's token
+        # RBAC is on: navctl is the admin (system:masters), nobody else is anonymous-trusted
+        assert navctl("auth", "can-i", "delete", "nodes").stdout == "yes\n"
+        anonymous = subprocess.run(
+            [sys.executable, "-m", "navarch._navctl", "--server", "127.0.0.1:16443", "get",
+             "pods"], cwd=REPO, text=True, capture_output=True, timeout=60, check=False,
+            env=dict(os.environ, NAVARCH_CONFIG=str(tmp_path / "none.json")))
+        assert anonymous.returncode == 1
+        assert 'User "system:anonymous" cannot list resource "pods"' in anonymous.stderr
         nodes = navctl("get", "nodes")
         assert [ln.split()[:2] for ln in nodes.stdout.splitlines()[1:]] == \
             [["node-1", "Ready"], ["node-2", "Ready"]]
