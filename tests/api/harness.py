@@ -25,8 +25,10 @@ class NavarchProcess:
     subcommand = ""
 
     def __init__(self, workdir: Path, args: list[str] | None = None, *,
-                 subcommand: str = "", name: str = "") -> None:
+                 subcommand: str = "", name: str = "",
+                 env: dict[str, str] | None = None) -> None:
         self.subcommand = subcommand or self.subcommand
+        self.extra_env = dict(env or {})  # e.g. NAVARCH_TOKEN: who the process is
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_ports(1)[0]
@@ -42,7 +44,7 @@ class NavarchProcess:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start and wait until its health check says SERVING."""
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        env = dict(os.environ, PYTHONPATH=str(ROOT), **self.extra_env)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                          env=env, cwd=ROOT)

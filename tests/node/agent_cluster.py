@@ -9,6 +9,7 @@ links, mounts, cgroups, files), which the fixtures call even when a test fails.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deploy import localnodes, nodeenv
+from deploy import localauth, localnodes, nodeenv
 from deploy.nodeenv import NetworkPlan, NodeEnv
 from tests.api.harness import ApiServerProcess, NavarchProcess
 from tests.store.conftest import make_cluster
@@ -31,8 +32,9 @@ class AgentProcess(NavarchProcess):
     subcommand = "agent"
     log_level = "info"  # bench.podstartup --debug sets "debug" (per-pod timings)
 
-    def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str) -> None:
-        super().__init__(workdir, list(extra), subcommand="agent", name=node.name)
+    def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str,
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(workdir, list(extra), subcommand="agent", name=node.name, env=env)
         self.node = node
         self.api = api
         self.address = f"{node.ip}:{self.port}"
@@ -52,8 +54,10 @@ class ProxyProcess(NavarchProcess):
     """``navarch proxy`` inside ``node``'s namespace; started = its first sync is done."""
 
     def __init__(self, workdir: Path, node: NodeEnv, api: str, *extra: str,
-                 cluster_cidr: str = localnodes.CLUSTER_CIDR, mode: str = "host-gw") -> None:
-        super().__init__(workdir, list(extra), subcommand="proxy", name=f"{node.name}-proxy")
+                 cluster_cidr: str = localnodes.CLUSTER_CIDR, mode: str = "host-gw",
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(workdir, list(extra), subcommand="proxy", name=f"{node.name}-proxy",
+                         env=env)
         self.node = node
         self.api = api
         self.address = f"{node.ip}:{self.port}"
@@ -70,8 +74,9 @@ class ProxyProcess(NavarchProcess):
 class DnsProcess(NavarchProcess):
     """``navarch dns`` on ``node``'s address, port 53; started = it answers a query."""
 
-    def __init__(self, workdir: Path, node: NodeEnv, api: str) -> None:
-        super().__init__(workdir, [], subcommand="dns", name=f"{node.name}-dns")
+    def __init__(self, workdir: Path, node: NodeEnv, api: str,
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(workdir, [], subcommand="dns", name=f"{node.name}-dns", env=env)
         self.node = node
         self.api = api
 
@@ -102,6 +107,16 @@ class AgentCluster:
     agent_args: tuple[str, ...] = ()  # more flags for every agent
     proxies: dict[str, ProxyProcess] = field(default_factory=dict)
     dns: DnsProcess | None = None
+    # RBAC and one token per component, as `navarch up` runs it; this process (the
+    # tests' clients, navctl) acts as the admin (system:masters) while the cluster lives
+    rbac: bool = True
+    _saved_token: str | None = None
+
+    def token_env(self, user: str) -> dict[str, str]:
+        """The environment of a process acting as ``user`` (empty without RBAC)."""
+        if not self.rbac:
+            return {}
+        return {"NAVARCH_TOKEN": localauth.token_of(self.workdir, user)}
 
     @property
     def api_address(self) -> str:
@@ -110,14 +125,23 @@ class AgentCluster:
 
     def start(self, *controller_args: str) -> None:
         self.store = make_cluster("raftstore", self.workdir / "store")
-        api = ApiServerProcess(self.store.endpoints, self.workdir / "apiserver")  # type: ignore[attr-defined]
+        security: list[str] = []
+        if self.rbac:
+            names = [f"node-{i}" for i in range(1, self.node_count + 1)]
+            tokens = localauth.ensure_tokens(self.workdir, names)
+            security = ["--authorization-mode", "RBAC", "--token-auth-file", str(tokens)]
+            self._saved_token = os.environ.get("NAVARCH_TOKEN")
+            os.environ["NAVARCH_TOKEN"] = localauth.token_of(self.workdir, localauth.ADMIN)
+        endpoints: list[str] = self.store.endpoints
+        api = ApiServerProcess(endpoints, self.workdir / "apiserver", security)
         api.address = f"{self.plan.host_ip}:{api.port}"  # reachable from node namespaces
         self.api = api
         api.start()
         for sub, args in (("scheduler", FAST_ELECTION),
                           ("controllers", (*FAST_ELECTION, *controller_args))):
             proc = NavarchProcess(self.workdir / sub, ["--server", api.address, *args],
-                                  subcommand=sub)
+                                  subcommand=sub,
+                                  env=self.token_env(localauth.COMPONENTS[sub][0]))
             self.daemons.append(proc)
             proc.start()
         nodeenv.ensure_bridge(self.plan)
@@ -130,12 +154,14 @@ class AgentCluster:
         if self.network:
             for node in self.nodes:
                 self.start_proxy(node)
-            self.dns = DnsProcess(self.workdir / "dns", self.nodes[0], self.api_address)
+            self.dns = DnsProcess(self.workdir / "dns", self.nodes[0], self.api_address,
+                                  env=self.token_env(localauth.COMPONENTS["dns"][0]))
             self.dns.start(30)
             localnodes.ensure_dns_service(self.api_address, self.nodes[0])
 
     def start_proxy(self, node: NodeEnv, mode: str = "host-gw") -> ProxyProcess:
-        proxy = ProxyProcess(self.workdir / "proxies", node, self.api_address, mode=mode)
+        proxy = ProxyProcess(self.workdir / "proxies", node, self.api_address, mode=mode,
+                             env=self.token_env(localauth.COMPONENTS["proxy"][0]))
         self.proxies[node.name] = proxy
         try:
             proxy.start(30)
@@ -167,7 +193,8 @@ class AgentCluster:
     def start_agent(self, node: NodeEnv) -> AgentProcess:
         extra = ("--cluster-dns", localnodes.DNS_SERVICE_IP) if self.network else ()
         agent = AgentProcess(self.workdir / "agents", node, self.api_address, *extra,
-                             *self.agent_args)
+                             *self.agent_args,
+                             env=self.token_env(localauth.node_user(node.name)[0]))
         self.agents[node.name] = agent
         try:
             agent.start(60)
@@ -231,3 +258,8 @@ class AgentCluster:
         if self.store is not None:
             with contextlib.suppress(Exception):
                 self.store.destroy()  # type: ignore[attr-defined]
+        if self.rbac:
+            if self._saved_token is None:
+                os.environ.pop("NAVARCH_TOKEN", None)
+            else:
+                os.environ["NAVARCH_TOKEN"] = self._saved_token
