@@ -233,7 +233,9 @@ def _daemon_command(run_dir: Path, cfg: LocalConfig, name: str, port: int,
         listen = cfg.api if not cfg.nodes else f"{cfg.api},{cfg.plan.host_ip}:{cfg.api_port}"
         return [*base, "--store-endpoints", endpoints(run_dir, cfg), "--listen", listen,
                 "--authorization-mode", "RBAC",
-                "--token-auth-file", str(localauth.token_file(run_dir))]
+                "--token-auth-file", str(localauth.token_file(run_dir)),
+                "--encryption-provider-config",
+                str(localauth.ensure_encryption_config(run_dir))]
     return [*base, "--server", cfg.api, "--listen", f"{HOST}:{port}", *extra]
 
 

@@ -1,7 +1,11 @@
 """Credentials of a local cluster: one bearer token per component, as kubeadm gives each
-component its own identity, so that the API server can run with RBAC.
+component its own identity, so that the API server can run with RBAC; and the key that
+encrypts Secrets in the store.
 
-    <run-dir>/auth/tokens.csv   the API server's --token-auth-file (mode 0600)
+    <run-dir>/auth/tokens.csv        the API server's --token-auth-file (mode 0600)
+    <run-dir>/auth/encryption.yaml   its --encryption-provider-config: Secrets sealed
+                                     with AES-GCM (a random 256-bit key), identity to
+                                     read what was stored before (mode 0600)
 
 | who | user | groups | bound by the bootstrap policy to |
 |---|---|---|---|
@@ -20,14 +24,15 @@ kept across ``up``/``down`` (a node added later gets its line then).
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import os
 import secrets
 from pathlib import Path
 
-__all__ = ["ADMIN", "COMPONENTS", "ensure_tokens", "env_for", "node_user", "token_file",
-           "token_of"]
+__all__ = ["ADMIN", "COMPONENTS", "ensure_encryption_config", "ensure_tokens", "env_for",
+           "node_user", "token_file", "token_of"]
 
 ADMIN = "admin"
 #: component name -> (user, groups)
@@ -94,3 +99,23 @@ def token_of(run_dir: Path, user: str) -> str:
 def env_for(run_dir: Path, user: str) -> dict[str, str]:
     """The environment of a process that acts as ``user``."""
     return dict(os.environ, NAVARCH_TOKEN=token_of(run_dir, user))
+
+
+def ensure_encryption_config(run_dir: Path) -> Path:
+    """The encryption configuration of the run directory (made once, with a random key)."""
+    path = run_dir / "auth" / "encryption.yaml"
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    body = ("apiVersion: apiserver.config.k8s.io/v1\n"
+            "kind: EncryptionConfiguration\n"
+            "resources:\n"
+            "- resources: [secrets]\n"
+            "  providers:\n"
+            f"  - aesgcm: {{keys: [{{name: key1, secret: {key}}}]}}\n"
+            "  - identity: {}\n")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(body)
+    return path

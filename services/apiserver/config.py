@@ -34,6 +34,7 @@ class ApiServerConfig:
     authorization_modes: tuple[str, ...] = ("AlwaysAllow",)
     token_auth_file: str = ""
     anonymous_auth: bool = True
+    encryption_provider_config: str = ""
 
     def advertised(self) -> tuple[str, int] | None:
         """(IP, port) this server publishes in the ``kubernetes`` Service's Endpoints:
@@ -110,11 +111,18 @@ class ApiServerConfig:
         elif args.anonymous_auth == "false":
             raise ConfigError("--anonymous-auth=false needs --token-auth-file: no request "
                               "could authenticate")
+        if args.encryption_provider_config:
+            from .encryption import EncryptionConfigError, load_config
+
+            try:
+                load_config(Path(args.encryption_provider_config))
+            except EncryptionConfigError as exc:
+                raise ConfigError(f"--encryption-provider-config: {exc}") from None
         return cls(endpoints, args.listen, args.service_cluster_ip_range,
                    (int(low), int(high)), args.watch_bookmark_interval,
                    args.compaction_interval, args.metrics_listen, args.watch_cache_size,
                    advertise, args.endpoint_reconciler_type, modes, args.token_auth_file,
-                   args.anonymous_auth == "true")
+                   args.anonymous_auth == "true", args.encryption_provider_config)
 
 
 AUTHORIZATION_MODES = ("AlwaysAllow", "AlwaysDeny", "RBAC")
@@ -170,3 +178,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--anonymous-auth", default="true",
                    help="true: requests without a token are system:anonymous (group "
                    "system:unauthenticated); false: they are refused")
+    p.add_argument("--encryption-provider-config", default="",
+                   help="Kubernetes' EncryptionConfiguration file: which resources are "
+                   "encrypted in the store (aesgcm, aescbc; identity reads plaintext)")

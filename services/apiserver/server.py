@@ -30,12 +30,13 @@ from .auth import (
 from .bootstrap_rbac import ensure_bootstrap_policy
 from .compactor import Compactor
 from .config import ApiServerConfig, host_port
+from .encryption import EncryptingStore, load_config
 from .grpc_api import DISCOVERY_SERVICE, RESOURCES_SERVICE, ApiService
 from .kubernetes_service import KubernetesService, first_service_ip
 from .podproxy import PODS_SERVICE, PodProxy
 from .rbac import CacheSource, EscalationCheck, RBACAuthorizer
 from .resources import Resources
-from .storage import EtcdStore
+from .storage import EtcdStore, Store, StoreError
 
 __all__ = ["run", "serve"]
 
@@ -46,7 +47,9 @@ MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 async def serve(config: ApiServerConfig, stop: asyncio.Event,
                 ready: asyncio.Event | None = None) -> None:
     """Serve until ``stop`` is set."""
-    store = EtcdStore(config.store_endpoints)
+    store: Store = EtcdStore(config.store_endpoints)
+    if config.encryption_provider_config:  # checked by ApiServerConfig.from_args
+        store = EncryptingStore(store, load_config(Path(config.encryption_provider_config)))
     resources = Resources(store, service_cidr=config.service_cluster_ip_range,
                           node_ports=config.service_node_port_range,
                           watch_cache_capacity=config.watch_cache_size)
@@ -74,7 +77,12 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
 
         host, port = host_port("--metrics-listen", config.metrics_listen)
         start_http_server(port, addr=host)
-    await resources.start()
+    try:
+        await resources.start()
+    except StoreError as exc:  # e.g. a value no configured encryption key opens
+        log.error("apiserver cannot load the store's objects", error=str(exc))
+        await store.close()
+        raise SystemExit(1) from None
     await ensure_bootstrap_policy(resources)
     kubernetes_service = KubernetesService(
         resources, service_ip=first_service_ip(config.service_cluster_ip_range),

@@ -107,8 +107,9 @@ class AgentCluster:
     agent_args: tuple[str, ...] = ()  # more flags for every agent
     proxies: dict[str, ProxyProcess] = field(default_factory=dict)
     dns: DnsProcess | None = None
-    # RBAC and one token per component, as `navarch up` runs it; this process (the
-    # tests' clients, navctl) acts as the admin (system:masters) while the cluster lives
+    # RBAC, one token per component and Secrets encrypted in the store, as `navarch up`
+    # runs it; this process (the tests' clients, navctl) acts as the admin
+    # (system:masters) while the cluster lives
     rbac: bool = True
     _saved_token: str | None = None
 
@@ -129,7 +130,9 @@ class AgentCluster:
         if self.rbac:
             names = [f"node-{i}" for i in range(1, self.node_count + 1)]
             tokens = localauth.ensure_tokens(self.workdir, names)
-            security = ["--authorization-mode", "RBAC", "--token-auth-file", str(tokens)]
+            security = ["--authorization-mode", "RBAC", "--token-auth-file", str(tokens),
+                        "--encryption-provider-config",
+                        str(localauth.ensure_encryption_config(self.workdir))]
             self._saved_token = os.environ.get("NAVARCH_TOKEN")
             os.environ["NAVARCH_TOKEN"] = localauth.token_of(self.workdir, localauth.ADMIN)
         endpoints: list[str] = self.store.endpoints
