@@ -83,13 +83,20 @@ def resolve_server(explicit: str | None = None) -> str:
     return server
 
 
-def resolve_token(explicit: str | None = None) -> str:
+def resolve_token(explicit: str | None = None, server: str | None = None) -> str:
     """The bearer token to send, found as the server is: ``explicit``, else
-    $NAVARCH_TOKEN, else the ``token`` of the config file; "" (send none) when none is
-    set anywhere."""
+    $NAVARCH_TOKEN, else the ``token`` of the config file, but only for the config file's
+    own ``server`` (a token goes to the cluster it belongs to, as a kubeconfig's user
+    goes with its cluster; ``server`` None means that one); "" (send none) otherwise."""
     if explicit:
         return explicit
-    return os.environ.get("NAVARCH_TOKEN") or _config_value(_config_path(), "token")
+    env = os.environ.get("NAVARCH_TOKEN")
+    if env:
+        return env
+    path = _config_path()
+    if server is not None and server != _config_value(path, "server"):
+        return ""
+    return _config_value(path, "token")
 
 
 @dataclass(frozen=True)
@@ -273,14 +280,15 @@ class Client:
     ``metadata`` is sent with every call (unary and streaming alike). ``token`` adds
     ``authorization: Bearer <token>`` to it (replacing an ``authorization`` entry of
     ``metadata``); without either, the token is $NAVARCH_TOKEN, else the config file's
-    ``token`` (see ``resolve_token``), else none is sent."""
+    ``token`` when ``server`` is the config file's (see ``resolve_token``), else none is
+    sent."""
 
     def __init__(self, server: str | None = None, *, timeout: float = 30.0,
                  metadata: Sequence[tuple[str, str]] = (), token: str = "") -> None:
         self.server = resolve_server(server)
         self.timeout = timeout
         given = any(key.lower() == "authorization" for key, _ in metadata)
-        bearer = token or ("" if given else resolve_token())
+        bearer = token or ("" if given else resolve_token(server=self.server))
         if bearer:
             metadata = [*((k, v) for k, v in metadata if k.lower() != "authorization"),
                         ("authorization", f"Bearer {bearer}")]

@@ -81,6 +81,7 @@ async def serve(config: ApiServerConfig, stop: asyncio.Event,
         await resources.start()
     except StoreError as exc:  # e.g. a value no configured encryption key opens
         log.error("apiserver cannot load the store's objects", error=str(exc))
+        await resources.stop()  # the caches already following the store
         await store.close()
         raise SystemExit(1) from None
     await ensure_bootstrap_policy(resources)

@@ -174,7 +174,11 @@ async def test_evictions_keep_the_budget_through_the_replacement(
             return False  # the replacement is not Ready yet: retry, as drain does
         return True
     await eventually(second_evicted, 60, "the budget to allow the second eviction")
-    await rolled_out(client, ns, "web", 2)
-    live = {p.metadata.name for p in (await client.pods(ns).list()).items
-            if not p.metadata.HasField("deletion_timestamp")}
-    assert len(live) == 2 and not live & {first, second}
+
+    async def replaced() -> set[str] | None:
+        # the Deployment's status may still count the pod just evicted: look at the pods
+        live = {p.metadata.name for p in (await client.pods(ns).list()).items
+                if not p.metadata.HasField("deletion_timestamp")}
+        return live if len(live) == 2 else None
+    live = await eventually(replaced, 60, "two replacements")
+    assert not live & {first, second}

@@ -295,5 +295,13 @@ async def test_the_token_is_found_as_the_server_is(monkeypatch: pytest.MonkeyPat
         for c in clients:
             await c.close()
     monkeypatch.delenv("NAVARCH_TOKEN")
+    # the config file's token goes to the config file's server only
+    assert resolve_token(server="127.0.0.1:1") == "from-config"
+    assert resolve_token(server="10.0.0.9:6443") == ""
+    elsewhere = navarch.Client("10.0.0.9:6443")
+    try:
+        assert header(elsewhere) == []
+    finally:
+        await elsewhere.close()
     config.write_text(json.dumps({"server": "127.0.0.1:1"}))
     assert resolve_token() == ""
