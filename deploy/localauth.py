@@ -77,7 +77,7 @@ def ensure_tokens(run_dir: Path, nodes: list[str]) -> Path:
     wanted = [*COMPONENTS.values(), *(node_user(n) for n in nodes)]
     for user, groups in wanted:
         if user not in known:
-            known[user] = (secrets.token_urlsafe(32), secrets.token_hex(8), groups)
+            known[user] = (secrets.token_hex(32), secrets.token_hex(8), groups)  # never "-..."
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     for user, (token, uid, groups) in known.items():
