@@ -276,10 +276,7 @@ def _write_config(run_dir: Path, cfg: LocalConfig) -> Path:
     target = Path(os.environ.get("NAVARCH_CONFIG", Path.home() / ".navarch" / "config.json"))
     target.parent.mkdir(parents=True, exist_ok=True)
     for path in (run_dir / "config.json", target):
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(body)
-        path.chmod(0o600)
+        localauth.write_private(path, body)
     return target
 
 

@@ -31,8 +31,10 @@ import os
 import secrets
 from pathlib import Path
 
+from services.apiserver.auth import read_token_file
+
 __all__ = ["ADMIN", "COMPONENTS", "ensure_encryption_config", "ensure_tokens", "env_for",
-           "node_user", "token_file", "token_of"]
+           "node_user", "token_file", "token_of", "write_private"]
 
 ADMIN = "admin"
 #: component name -> (user, groups)
@@ -57,15 +59,21 @@ def token_file(run_dir: Path) -> Path:
 
 
 def _read(path: Path) -> dict[str, tuple[str, str, tuple[str, ...]]]:
-    """user -> (token, uid, groups) of an existing file."""
-    found: dict[str, tuple[str, str, tuple[str, ...]]] = {}
+    """user -> (token, uid, groups), read as the API server reads the file."""
     if not path.exists():
-        return found
-    for record in csv.reader(path.read_text().splitlines()):
-        if len(record) >= 3:
-            groups = tuple(g for g in record[3].split(",") if g) if len(record) > 3 else ()
-            found[record[1]] = (record[0], record[2], groups)
-    return found
+        return {}
+    return {user.name: (token, user.uid, user.groups)
+            for token, user in read_token_file(path).items()}
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text``, readable by its owner only (mode 0600) from the
+    first byte: written to a sibling, then renamed over it."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    tmp.replace(path)
 
 
 def ensure_tokens(run_dir: Path, nodes: list[str]) -> Path:
@@ -82,11 +90,7 @@ def ensure_tokens(run_dir: Path, nodes: list[str]) -> Path:
     writer = csv.writer(out, lineterminator="\n")
     for user, (token, uid, groups) in known.items():
         writer.writerow([token, user, uid, ",".join(groups)])
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(out.getvalue())
-    tmp.replace(path)
+    write_private(path, out.getvalue())
     return path
 
 
@@ -115,7 +119,5 @@ def ensure_encryption_config(run_dir: Path) -> Path:
             "  providers:\n"
             f"  - aesgcm: {{keys: [{{name: key1, secret: {key}}}]}}\n"
             "  - identity: {}\n")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        f.write(body)
+    write_private(path, body)
     return path

@@ -1,10 +1,14 @@
-"""Pod facts that the API server, the scheduler and navctl share."""
+"""Pod facts that the API server, the controllers, the scheduler and navctl share."""
 
 from __future__ import annotations
 
-from navarch.v1 import core_pb2
+from collections.abc import Mapping
 
-__all__ = ["DEFAULT_CONTAINER", "default_container", "set_condition"]
+from navarch import _labels
+from navarch.v1 import core_pb2, policy_pb2
+
+__all__ = ["DEFAULT_CONTAINER", "budget_selects", "default_container", "pod_ready",
+           "set_condition"]
 
 DEFAULT_CONTAINER = "kubectl.kubernetes.io/default-container"
 
@@ -32,3 +36,19 @@ def set_condition(pod: core_pb2.Pod, cond_type: str, status: str, now: float,
         cond.last_transition_time.FromSeconds(int(now))
     cond.status, cond.reason, cond.message = status, reason, message
     return cond
+
+
+def pod_ready(pod: core_pb2.Pod) -> bool:
+    """The pod's Ready condition is True."""
+    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+
+
+def budget_selects(pdb: policy_pb2.PodDisruptionBudget, labels: Mapping[str, str]) -> bool:
+    """Whether a PodDisruptionBudget covers a pod with ``labels`` (policy/v1): an empty
+    selector covers every pod of its namespace, an unset or invalid one none."""
+    if not pdb.spec.HasField("selector"):
+        return False
+    try:
+        return _labels.label_selector(pdb.spec.selector).matches(dict(labels))
+    except _labels.SelectorError:
+        return False

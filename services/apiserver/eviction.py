@@ -32,19 +32,18 @@ from dataclasses import dataclass
 
 import grpc
 
-from navarch import _labels
 from navarch._kinds import storage_kind
-from navarch._pods import set_condition
+from navarch._pods import budget_selects, pod_ready, set_condition
 from navarch.v1 import core_pb2, policy_pb2
 
 from . import objects
 from .errors import ApiError, bad_request, forbidden_request, not_supported, too_many_requests
 from .objects import Obj
-from .resources import Resources, Retry, check_preconditions, too_contended
+from .resources import Resources, Retry, check_preconditions, check_propagation, too_contended
 from .storage import Put, key_at
 
 __all__ = ["MAX_DISRUPTED_PODS", "BudgetVerdict", "budget_verdict", "can_ignore_budget",
-           "evict", "pod_ready", "selecting_budgets"]
+           "evict", "selecting_budgets"]
 
 MAX_DISRUPTED_PODS = 2000  # Kubernetes' MaxDisruptedPodSize
 _MAX_RETRIES = 16
@@ -61,11 +60,6 @@ class BudgetVerdict:
     budget: policy_pb2.PodDisruptionBudget | None = None
 
 
-def pod_ready(pod: core_pb2.Pod) -> bool:
-    """The pod's Ready condition is True."""
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
-
-
 def can_ignore_budget(pod: core_pb2.Pod) -> bool:
     """A pod that already stopped (Succeeded, Failed), never ran (Pending) or is being
     deleted disrupts nothing more when evicted: no budget is consulted."""
@@ -75,19 +69,8 @@ def can_ignore_budget(pod: core_pb2.Pod) -> bool:
 
 def selecting_budgets(pod: core_pb2.Pod, budgets: Iterable[policy_pb2.PodDisruptionBudget]
                       ) -> list[policy_pb2.PodDisruptionBudget]:
-    """The budgets whose selector selects ``pod`` (an unset selector selects nothing,
-    an empty one everything; an invalid one nothing)."""
-    found = []
-    for budget in budgets:
-        if not budget.spec.HasField("selector"):
-            continue
-        try:
-            selector = _labels.label_selector(budget.spec.selector)
-        except _labels.SelectorError:
-            continue
-        if selector.matches(pod.metadata.labels):
-            found.append(budget)
-    return found
+    """The budgets that cover ``pod`` (``navarch._pods.budget_selects``)."""
+    return [b for b in budgets if budget_selects(b, pod.metadata.labels)]
 
 
 def budget_verdict(pod: core_pb2.Pod, budget: policy_pb2.PodDisruptionBudget,
@@ -170,9 +153,7 @@ async def evict(resources: Resources, namespace: str, name: str, eviction: Obj, 
     dry_run = _dry_run(eviction, dry_run)
     options = eviction.delete_options
     grace = options.grace_period_seconds if options.HasField("grace_period_seconds") else None
-    if options.propagation_policy not in ("", "Orphan", "Background", "Foreground"):
-        raise bad_request(f'propagationPolicy: Unsupported value: "{options.propagation_policy}"'
-                          ': supported values: "Orphan", "Background", "Foreground"')
+    check_propagation(options.propagation_policy)
     pods, budgets_kind = storage_kind("pods"), storage_kind("poddisruptionbudgets")
     ns = resources.namespace_of(pods, namespace, eviction.metadata.namespace)
     key = objects.object_key(pods, ns, name)

@@ -180,8 +180,7 @@ def _rule_covers(owner: rbac_pb2.PolicyRule, grant: _Grant) -> bool:
     if "*" not in owner.verbs and grant.verb not in owner.verbs:
         return False
     if grant.url:
-        return any(u == "*" or u == grant.url or (u.endswith("*") and grant.url.startswith(u[:-1]))
-                   for u in owner.non_resource_urls)
+        return _url_matches(owner.non_resource_urls, grant.url)
     if "*" not in owner.api_groups and grant.group not in owner.api_groups:
         return False
     if not _covers_resource(owner.resources, grant.resource):

@@ -54,7 +54,7 @@ from .watchcache import Predicate, WatchCache
 
 __all__ = [
     "SYSTEM_NAMESPACES", "ListResult", "Resources", "Retry", "check_preconditions",
-    "too_contended",
+    "check_propagation", "too_contended",
 ]
 
 log = structlog.get_logger("navarch.apiserver")
@@ -571,9 +571,7 @@ class Resources:
                      dry_run: bool = False) -> Obj:
         """Delete now, or mark for graceful deletion; returns the object's last state."""
         kind = self.kind(resource)
-        if propagation_policy and propagation_policy not in _PROPAGATION:
-            raise bad_request(f'propagationPolicy: Unsupported value: "{propagation_policy}": '
-                              'supported values: "Orphan", "Background", "Foreground"')
+        check_propagation(propagation_policy)
         if grace_period_seconds is not None and grace_period_seconds < 0:
             grace_period_seconds = 0
         if kind.kind == "Namespace" and name in IMMORTAL_NAMESPACES:
@@ -724,6 +722,13 @@ def _terminating(ns: Obj) -> bool:
 def _set_time(timestamp: Obj, seconds: float) -> None:
     """Set a Timestamp to whole seconds, as Kubernetes' metav1.Time is."""
     timestamp.FromSeconds(int(seconds))
+
+
+def check_propagation(policy: str) -> None:
+    """BadRequest unless ``policy`` is a delete's propagationPolicy ("" or one of them)."""
+    if policy and policy not in _PROPAGATION:
+        raise bad_request(f'propagationPolicy: Unsupported value: "{policy}": '
+                          'supported values: "Orphan", "Background", "Foreground"')
 
 
 def check_preconditions(kind: Kind, name: str, kv: KeyValue, obj: Obj, uid: str,

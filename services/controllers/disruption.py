@@ -53,6 +53,7 @@ from navarch._events import NORMAL, WARNING
 from navarch._informer import Informer
 from navarch._kinds import KINDS
 from navarch._labels import SelectorError, label_selector
+from navarch._pods import budget_selects
 from navarch.v1 import apps_pb2, core_pb2, meta_pb2, policy_pb2
 
 from .deployment_sync import replicas_of
@@ -106,17 +107,6 @@ class SyncError(Exception):
 
 
 # --- which pods ------------------------------------------------------------------------------
-
-def budget_selects(pdb: policy_pb2.PodDisruptionBudget, labels: Mapping[str, str]) -> bool:
-    """Whether the budget's selector matches ``labels``: an empty selector matches every
-    pod, an unset or invalid one none."""
-    if not pdb.spec.HasField("selector"):
-        return False
-    try:
-        return label_selector(pdb.spec.selector).matches(dict(labels))
-    except SelectorError:
-        return False
-
 
 def select_pods(pdb: policy_pb2.PodDisruptionBudget,
                 pods: Sequence[core_pb2.Pod]) -> list[core_pb2.Pod]:

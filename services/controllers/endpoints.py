@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from navarch._errors import AlreadyExists, Forbidden, NotFound
+from navarch._pods import pod_ready
 from navarch.v1 import core_pb2
 
 from .framework import Controller, clone, split_key
@@ -43,11 +44,6 @@ def selects(service: core_pb2.Service, pod: core_pb2.Pod) -> bool:
         return False
     labels = pod.metadata.labels
     return all(labels.get(k) == v for k, v in selector.items())
-
-
-def pod_ready(pod: core_pb2.Pod) -> bool:
-    """Whether the pod's Ready condition is True."""
-    return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
 
 
 def _listable(pod: core_pb2.Pod) -> bool:

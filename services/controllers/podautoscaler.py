@@ -26,6 +26,7 @@ from typing import Any
 from navarch._errors import ApiError
 from navarch._kinds import UnknownKind, kind_for
 from navarch._labels import label_selector, parse_label_selector
+from navarch._pods import pod_ready
 from navarch._quantity import parse_quantity
 from navarch.v1 import autoscaling_pb2, core_pb2
 
@@ -71,8 +72,7 @@ def pod_samples(pods: list[core_pb2.Pod], metrics: dict[str, Any],
         if found is not None:
             usage = sum(_milli(c.usage[resource]) for c in found.containers
                         if resource in c.usage)
-        ready = pod.status.phase != "Pending" and any(
-            c.type == "Ready" and c.status == "True" for c in pod.status.conditions)
+        ready = pod.status.phase != "Pending" and pod_ready(pod)
         ignored = pod.metadata.HasField("deletion_timestamp") or pod.status.phase == "Failed"
         out.append(PodSample(pod.metadata.name, request, usage, ready, ignored))
     return out
