@@ -338,8 +338,3 @@ class EncryptingStore:
     async def close(self) -> None:
         """Store.close."""
         await self.inner.close()
-
-    def __getattr__(self, name: str) -> Any:
-        # metrics and knobs of the wrapped client (retries, watch_resumes, ...)
-        return getattr(self.inner, name)
-
